@@ -1,0 +1,56 @@
+# clamscanner: the two commands are `make run` and `make test` (README.md).
+SHELL := /bin/bash
+CARGO ?= cargo
+BIN_DEBUG := target/debug/clamscanner
+BIN_RELEASE := target/release/clamscanner
+DEMO := target/demo
+PORT ?= 2082
+DEST ?= /usr/lib/cgi-bin
+BIN ?= $(BIN_RELEASE)
+
+.PHONY: all build release run demo test test-shell bench contract fuzz install-cgi lint clean
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+# A demo account with a finished log, an htpasswd entry demo:demo, and the listener.
+demo: build
+	@bash scripts/demo.sh "$(DEMO)"
+
+run: demo
+	@echo
+	@echo "Try:  curl -u demo:demo 'http://127.0.0.1:$(PORT)/execute/ClamScanner/check_disinfection_status?last_id=95'"
+	@echo "Page: http://127.0.0.1:$(PORT)/  (user demo, password demo)   Stop with Ctrl-C."
+	@echo
+	$(BIN_DEBUG) serve --listen 127.0.0.1:$(PORT) --htpasswd $(DEMO)/htpasswd --home-root $(DEMO)/home
+
+test: build
+	$(CARGO) test
+	bash tests/run.sh
+
+bench: release
+	bash bench/run.sh
+
+contract: build
+	bash tests/contract.sh
+
+fuzz:
+	bash fuzz/run.sh
+
+# Copies the binary where Apache runs CGI programs (README "Deploying under Apache").
+install-cgi:
+	@test -x "$(BIN)" || $(CARGO) build --release
+	install -d "$(DEST)"
+	install -m 0755 "$(BIN)" "$(DEST)/clamscanner"
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,123 @@
+//! Settings from the environment (all front ends; `SetEnv` under Apache) and from flags, which
+//! win over the environment (SPEC §5).
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+
+use crate::account::Homes;
+use crate::envelope::Form;
+use crate::handler::Settings;
+
+/// Reads the `CLAMSCANNER_*` variables through `env`, so it can be tested with a plain map.
+/// An empty value counts as unset.
+pub fn from_env(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Settings, String> {
+    let get = |name: &str| env(name).filter(|v| !v.is_empty());
+    let envelope = match get("CLAMSCANNER_ENVELOPE") {
+        None => Form::Wrapped,
+        Some(value) => parse_form(&value).ok_or_else(|| {
+            format!("CLAMSCANNER_ENVELOPE must be “wrapped” or “flat”, not {value:?}")
+        })?,
+    };
+    Ok(Settings {
+        htpasswd: get("CLAMSCANNER_HTPASSWD").map(PathBuf::from),
+        tokens: get("CLAMSCANNER_TOKENS").map(PathBuf::from),
+        homes: match get("CLAMSCANNER_HOME_ROOT") {
+            Some(root) => Homes::Root(PathBuf::from(root)),
+            None => Homes::System,
+        },
+        envelope,
+    })
+}
+
+pub fn parse_form(value: &OsStr) -> Option<Form> {
+    value.to_str().and_then(Form::parse)
+}
+
+/// The process environment, for [`from_env`].
+pub fn process_env(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+/// A tiny flag reader: `--name VALUE`, `--name=VALUE` and bare `--switch`.
+pub struct Flags {
+    args: std::vec::IntoIter<OsString>,
+    /// Arguments that are not flags, in order.
+    pub positional: Vec<OsString>,
+}
+
+pub enum Flag {
+    /// A flag name (without `--`) and, for `--name=value`, its inline value.
+    Named(String, Option<OsString>),
+    End,
+}
+
+impl Flags {
+    pub fn new(args: Vec<OsString>) -> Flags {
+        Flags {
+            args: args.into_iter(),
+            positional: Vec::new(),
+        }
+    }
+
+    /// The next flag; positional arguments are collected on the way.
+    pub fn next_flag(&mut self) -> Result<Flag, String> {
+        for arg in self.args.by_ref() {
+            let Some(text) = arg.to_str() else {
+                self.positional.push(arg);
+                continue;
+            };
+            if let Some(name) = text.strip_prefix("--") {
+                return Ok(match name.split_once('=') {
+                    Some((name, value)) => Flag::Named(name.to_string(), Some(value.into())),
+                    None => Flag::Named(name.to_string(), None),
+                });
+            }
+            if text.starts_with('-') && text.len() > 1 {
+                return Ok(Flag::Named(text.trim_start_matches('-').to_string(), None));
+            }
+            self.positional.push(arg);
+        }
+        Ok(Flag::End)
+    }
+
+    /// The value of the flag just read: inline, or the next argument.
+    pub fn value(&mut self, name: &str, inline: Option<OsString>) -> Result<OsString, String> {
+        inline
+            .or_else(|| self.args.next())
+            .ok_or_else(|| format!("--{name} needs a value"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, String> {
+        let map: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        from_env(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn environment() {
+        let s = settings(&[]).ok();
+        assert_eq!(s.as_ref().map(|s| s.envelope), Some(Form::Wrapped));
+        assert_eq!(s.as_ref().map(|s| s.homes.clone()), Some(Homes::System));
+        let s = settings(&[
+            ("CLAMSCANNER_ENVELOPE", "flat"),
+            ("CLAMSCANNER_HOME_ROOT", "/srv/homes"),
+            ("CLAMSCANNER_HTPASSWD", ""),
+        ])
+        .ok();
+        assert_eq!(s.as_ref().map(|s| s.envelope), Some(Form::Flat));
+        assert_eq!(
+            s.as_ref().map(|s| s.homes.clone()),
+            Some(Homes::Root("/srv/homes".into()))
+        );
+        assert_eq!(s.and_then(|s| s.htpasswd), None);
+        assert!(settings(&[("CLAMSCANNER_ENVELOPE", "yaml")]).is_err());
+    }
+}

@@ -1,0 +1,249 @@
+//! Writes the UAPI JSON, wrapped or flat, as a stream of byte chunks.
+//!
+//! Why chunks: a full read of a large log is as big as the log, and memory must not grow with
+//! the answer. [`JsonBody::fill`] appends the next piece to a caller's buffer, so the CGI front
+//! end can push it to stdout and the listener can pull it through `Read` (see `response`).
+//! Keys come in cPanel's order (sorted), and `errors`/`warnings` come after `data`, so a read
+//! error or a malformed line found while streaming can still be reported in valid JSON.
+
+use crate::disinfection::{Answer, RecordStream, Status};
+
+/// Bytes gathered before a chunk is handed on.
+pub const CHUNK: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `{"apiversion":3,…,"result":{…}}`, as cPanel's `uapi` prints and the API reference shows.
+    Wrapped,
+    /// The `result` object alone, as cPanel's HTTP server sends from `/execute/…`.
+    Flat,
+}
+
+impl Form {
+    pub fn parse(value: &str) -> Option<Form> {
+        match value {
+            "wrapped" => Some(Form::Wrapped),
+            "flat" => Some(Form::Flat),
+            _ => None,
+        }
+    }
+}
+
+const WRAPPED_HEAD: &[u8] =
+    br#"{"apiversion":3,"func":"check_disinfection_status","module":"ClamScanner","result":"#;
+
+enum Phase {
+    Head,
+    Records,
+    Tail,
+    Finished,
+}
+
+enum Content {
+    Answer {
+        log_path: String,
+        status: Status,
+        warnings: Vec<String>,
+        records: Option<RecordStream>,
+        errors: Vec<String>,
+    },
+    Failure(Vec<String>),
+}
+
+/// One envelope, produced piece by piece.
+pub struct JsonBody {
+    form: Form,
+    phase: Phase,
+    content: Content,
+}
+
+impl JsonBody {
+    pub fn answer(form: Form, answer: Answer) -> JsonBody {
+        JsonBody {
+            form,
+            phase: Phase::Head,
+            content: Content::Answer {
+                log_path: lossless_string(answer.log_path.as_os_str()),
+                status: answer.status,
+                warnings: answer.warnings,
+                records: answer.records,
+                errors: Vec::new(),
+            },
+        }
+    }
+
+    /// `result.status` 0 with these errors and `data` `{}` (the schema does not allow null).
+    pub fn failure(form: Form, errors: Vec<String>) -> JsonBody {
+        JsonBody {
+            form,
+            phase: Phase::Head,
+            content: Content::Failure(errors),
+        }
+    }
+
+    /// Appends the next piece; false when the envelope is complete and nothing was added.
+    pub fn fill(&mut self, out: &mut Vec<u8>) -> bool {
+        match self.phase {
+            Phase::Head => {
+                if self.form == Form::Wrapped {
+                    out.extend_from_slice(WRAPPED_HEAD);
+                }
+                match &self.content {
+                    Content::Answer { .. } => {
+                        out.extend_from_slice(br#"{"data":{"details":["#);
+                        self.phase = Phase::Records;
+                    }
+                    Content::Failure(_) => self.phase = Phase::Tail,
+                }
+                true
+            }
+            Phase::Records => {
+                if let Content::Answer {
+                    records: Some(stream),
+                    errors,
+                    ..
+                } = &mut self.content
+                {
+                    match stream.fill(out, CHUNK) {
+                        Ok(true) => return true,
+                        Ok(false) => {}
+                        Err(e) => errors.push(format!(
+                            "The system could not finish reading the disinfection log: {e}."
+                        )),
+                    }
+                }
+                self.phase = Phase::Tail;
+                true
+            }
+            Phase::Tail => {
+                self.write_tail(out);
+                self.phase = Phase::Finished;
+                true
+            }
+            Phase::Finished => false,
+        }
+    }
+
+    fn write_tail(&mut self, out: &mut Vec<u8>) {
+        match &mut self.content {
+            Content::Answer {
+                log_path,
+                status,
+                warnings,
+                records,
+                errors,
+            } => {
+                out.extend_from_slice(br#"],"log":"#);
+                push_json_string(out, log_path);
+                out.extend_from_slice(br#","status":""#);
+                out.extend_from_slice(status.as_str().as_bytes());
+                out.extend_from_slice(br#""},"errors":"#);
+                push_string_list(out, errors);
+                out.extend_from_slice(br#","messages":null,"metadata":{},"status":"#);
+                out.push(if errors.is_empty() { b'1' } else { b'0' });
+                out.extend_from_slice(br#","warnings":"#);
+                if let Some(w) = records.as_ref().and_then(RecordStream::warning) {
+                    warnings.push(w);
+                }
+                push_string_list(out, warnings);
+                out.push(b'}');
+            }
+            Content::Failure(errors) => {
+                out.extend_from_slice(br#"{"data":{},"errors":"#);
+                push_string_list(out, errors);
+                out.extend_from_slice(
+                    br#","messages":null,"metadata":{},"status":0,"warnings":null}"#,
+                );
+            }
+        }
+        if self.form == Form::Wrapped {
+            out.push(b'}');
+        }
+    }
+
+    /// Whether `result.status` was (or, before the end, will so far be) 1.
+    pub fn succeeded(&self) -> bool {
+        matches!(&self.content, Content::Answer { errors, .. } if errors.is_empty())
+    }
+
+    /// Writes the whole envelope to `sink`, a chunk at a time.
+    pub fn write_to(&mut self, sink: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut buf = Vec::with_capacity(CHUNK * 2);
+        while self.fill(&mut buf) {
+            if buf.len() >= CHUNK {
+                sink.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+        sink.write_all(&buf)
+    }
+}
+
+/// `null` for an empty list, else a JSON array of strings (UAPI's convention).
+fn push_string_list(out: &mut Vec<u8>, items: &[String]) {
+    if items.is_empty() {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        push_json_string(out, item);
+    }
+    out.push(b']');
+}
+
+/// A JSON string literal for `s`.
+pub fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+            }
+            c => {
+                let mut utf8 = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// A path or name as text, its non-UTF-8 bytes read as U+0080..U+00FF like the log's.
+pub fn lossless_string(os: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    crate::disinfection::push_as_utf8(&mut out, os.as_bytes());
+    String::from_utf8(out).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_envelopes_are_valid_json_in_both_forms() {
+        for form in [Form::Wrapped, Form::Flat] {
+            let mut out = Vec::new();
+            let mut body = JsonBody::failure(form, vec!["bad \"x\"\n\u{1}".into()]);
+            body.write_to(&mut out).ok();
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+            let result = if form == Form::Wrapped {
+                &v["result"]
+            } else {
+                &v
+            };
+            assert_eq!(result["status"], 0);
+            assert_eq!(result["data"], serde_json::json!({}));
+            assert_eq!(result["errors"][0], "bad \"x\"\n\u{1}");
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The one handler behind all front ends: routing, limits, authentication, parameters, answer.
+//!
+//! Refusals come in the order SPEC §1 fixes: 404, 405, 414, 413, 415, then 401/403, then the
+//! function. Everything here is decided from a [`Request`] alone, so it is tested with plain
+//! values, and the CGI program and the listener cannot drift apart.
+
+use std::path::PathBuf;
+
+use crate::account::{Account, Homes};
+use crate::auth::{Authenticator, Refusal, Verified};
+use crate::disinfection;
+use crate::envelope::{Form, JsonBody};
+use crate::request::{self, Body, Method, Request, MAX_QUERY};
+use crate::response::{self, Response};
+
+pub const CHALLENGE: &str = r#"Basic realm="cPanel", charset="UTF-8""#;
+pub const ALLOW: &str = "GET, HEAD, POST";
+
+/// Settings shared by all front ends (SPEC §5).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub htpasswd: Option<PathBuf>,
+    pub tokens: Option<PathBuf>,
+    pub homes: Homes,
+    pub envelope: Form,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontEnd {
+    Cgi,
+    Listener,
+}
+
+enum Route {
+    Function,
+    Page,
+}
+
+pub struct Service {
+    pub settings: Settings,
+    pub front_end: FrontEnd,
+    auth: Authenticator,
+}
+
+impl Service {
+    pub fn new(settings: Settings, front_end: FrontEnd) -> Service {
+        let auth = Authenticator::new(
+            settings.htpasswd.clone(),
+            settings.tokens.clone(),
+            front_end == FrontEnd::Listener,
+        );
+        Service {
+            settings,
+            front_end,
+            auth,
+        }
+    }
+
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    pub fn handle(&self, req: &Request) -> Response {
+        let form = self.settings.envelope;
+        let Some(route) = self.route(&req.path) else {
+            return Response::error(
+                404,
+                form,
+                "Not found: the function is at /execute/ClamScanner/check_disinfection_status.",
+            );
+        };
+        if let Method::Other(_) = req.method {
+            return Response::error(405, form, "Only GET, HEAD and POST are allowed.")
+                .with_header("Allow", ALLOW);
+        }
+        if req.query.len() > MAX_QUERY {
+            return Response::error(414, form, "The query string is longer than 8 KiB.");
+        }
+        match &req.body {
+            Body::TooLarge => {
+                return Response::error(413, form, "The request body is larger than 64 KiB.")
+            }
+            Body::Unreadable(why) => {
+                return Response::error(400, form, format!("The request body was refused: {why}."))
+            }
+            Body::Bytes(_) => {
+                if let Some(kind) = &req.content_type {
+                    if !request::is_form_type(kind) {
+                        return Response::error(
+                            415,
+                            form,
+                            "The body must be application/x-www-form-urlencoded.",
+                        );
+                    }
+                }
+            }
+            Body::None => {}
+        }
+        let (user, how) = match self.auth.authenticate(&req.credentials) {
+            Ok(who) => who,
+            Err(refusal) => return self.refuse(refusal),
+        };
+        let mut response = match route {
+            Route::Page => Response {
+                content_type: response::HTML_TYPE,
+                body: response::Body::Static(PAGE.as_bytes()),
+                ..Response::error(200, form, "")
+            },
+            Route::Function => self.function(req, &user),
+        };
+        response.user = Some(user);
+        response.auth = Some(match how {
+            Verified::WebServer => "remote-user",
+            Verified::Bcrypt => "bcrypt",
+            Verified::Cache => "cache",
+        });
+        response
+    }
+
+    fn route(&self, path: &[u8]) -> Option<Route> {
+        match path {
+            b"/execute/ClamScanner/check_disinfection_status"
+            | b"/ClamScanner/check_disinfection_status" => Some(Route::Function),
+            // Dropped into cgi-bin under any name, the program itself is the function.
+            b"" if self.front_end == FrontEnd::Cgi => Some(Route::Function),
+            b"/" if self.front_end == FrontEnd::Listener => Some(Route::Page),
+            _ => None,
+        }
+    }
+
+    fn refuse(&self, refusal: Refusal) -> Response {
+        let form = self.settings.envelope;
+        let unauthorized = |message: &str| {
+            Response::error(401, form, message.to_string())
+                .with_header("WWW-Authenticate", CHALLENGE)
+        };
+        match refusal {
+            Refusal::Missing if !self.auth.has_store() => {
+                eprintln!(
+                    "clamscanner: refusing a request with no REMOTE_USER: configure authentication in the web server, or set CLAMSCANNER_HTPASSWD (or CLAMSCANNER_TOKENS) to a file of bcrypt entries"
+                );
+                unauthorized("Authentication is required, and none is configured on this server.")
+            }
+            Refusal::Missing => unauthorized("Authentication is required."),
+            Refusal::Malformed(why) => {
+                unauthorized(&format!("The credentials were refused: {why}."))
+            }
+            Refusal::BadName | Refusal::Wrong => {
+                unauthorized("The user name or password is not correct.")
+            }
+            Refusal::NotConfigured(scheme) => unauthorized(match scheme {
+                crate::auth::Scheme::Basic => "Passwords are not accepted on this server.",
+                crate::auth::Scheme::Token => "API tokens are not accepted on this server.",
+            }),
+            Refusal::BadRemoteUser => Response::error(
+                403,
+                form,
+                "The web server named a user that is not a valid account name.",
+            ),
+            Refusal::StoreUnreadable(detail) => {
+                eprintln!("clamscanner: cannot read a credential file: {detail}");
+                server_error(form)
+            }
+        }
+    }
+
+    fn function(&self, req: &Request, user: &str) -> Response {
+        let form = self.settings.envelope;
+        let last_id = match last_id(req) {
+            Ok(id) => id,
+            Err(message) => return Response::error(200, form, message),
+        };
+        let account = match Account::open(&self.settings.homes, user) {
+            Ok(account) => account,
+            Err(e) => return Response::error(200, form, e.to_string()),
+        };
+        match disinfection::check(&account, last_id) {
+            Ok(answer) => Response::json(200, JsonBody::answer(form, answer)),
+            Err(message) => Response::error(200, form, message),
+        }
+    }
+}
+
+/// A 500 whose detail went to stderr (the web server's error log), not to the client.
+pub fn server_error(form: Form) -> Response {
+    Response::error(
+        500,
+        form,
+        "The server is not configured correctly; the details are in its error log.",
+    )
+}
+
+const PAGE: &str = include_str!("page.html");
+
+/// `last_id` from the query string and a form body: absent, empty or 0 mean the whole log.
+/// Values beyond u64 saturate just above it, so they are larger than any id.
+pub fn last_id(req: &Request) -> Result<u128, String> {
+    let body: &[u8] = match &req.body {
+        Body::Bytes(bytes) => bytes,
+        _ => b"",
+    };
+    let mut found: Option<&[u8]> = None;
+    for pair in request::pairs(&req.query).chain(request::pairs(body)) {
+        if request::form_decode(pair.name).as_deref() != Some(b"last_id") {
+            continue;
+        }
+        if found.is_some() {
+            return Err(
+                "The parameter “last_id” was given more than once; give it once.".to_string(),
+            );
+        }
+        found = Some(pair.value);
+    }
+    let Some(raw) = found else { return Ok(0) };
+    let invalid = || {
+        let shown = String::from_utf8_lossy(raw);
+        let shown: String = shown.chars().take(40).collect();
+        format!(
+            "The parameter “last_id” must be a whole number written with the digits 0-9 (the id of the last record received); “{shown}” is not."
+        )
+    };
+    let value = request::form_decode(raw).ok_or_else(invalid)?;
+    if !value.iter().all(u8::is_ascii_digit) {
+        return Err(invalid());
+    }
+    let beyond = u128::from(u64::MAX) + 1;
+    Ok(value.iter().fold(0u128, |acc, d| {
+        (acc * 10 + u128::from(d - b'0')).min(beyond)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_query(query: &str) -> Result<u128, String> {
+        last_id(&Request::get("/", query))
+    }
+
+    #[test]
+    fn last_id_values() {
+        assert_eq!(with_query(""), Ok(0));
+        assert_eq!(with_query("last_id="), Ok(0));
+        assert_eq!(with_query("last_id=0"), Ok(0));
+        assert_eq!(with_query("x=1&last_id=42&y"), Ok(42));
+        assert_eq!(with_query("last%5Fid=7"), Ok(7));
+        assert_eq!(with_query("last_id=%31%32"), Ok(12));
+        assert_eq!(with_query("last_id=0007"), Ok(7));
+        let beyond = u128::from(u64::MAX) + 1;
+        assert_eq!(
+            with_query("last_id=18446744073709551615"),
+            Ok(u128::from(u64::MAX))
+        );
+        assert_eq!(with_query("last_id=18446744073709551616"), Ok(beyond));
+        assert_eq!(
+            with_query(&format!("last_id={}", "9".repeat(10_000))),
+            Ok(beyond)
+        );
+        for bad in [
+            "last_id=abc",
+            "last_id=-1",
+            "last_id=1.5",
+            "last_id=1e3",
+            "last_id=+7",
+            "last_id=%207",
+            "last_id=%zz",
+            "last_id=1&last_id=1",
+            "last_id=7%00",
+        ] {
+            assert!(with_query(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn last_id_in_query_and_body_counts_twice() {
+        let mut req = Request::get("/", "last_id=1");
+        req.body = Body::Bytes(b"last_id=2".to_vec());
+        assert!(last_id(&req).is_err());
+        req.query.clear();
+        assert_eq!(last_id(&req), Ok(2));
+    }
+}

@@ -1,0 +1,434 @@
+//! Classifies one log line: blank, malformed, or a record with its `id` and whether it is `done`.
+//!
+//! Why not serde_json: every poll may look at many lines, and the answer copies records byte for
+//! byte anyway, so building a `Value` per line would allocate for nothing. This is a strict,
+//! allocation-free JSON validator that walks the line once and remembers only the two top-level
+//! members the status rules need. Its verdicts are tested against serde_json (which is the
+//! reference for "is this valid JSON") in the unit tests and in `fuzz/`.
+//!
+//! Rules (SPEC §3): a record is a JSON object whose top-level `id` is a positive integer literal
+//! that fits in u64 (`3.0`, `"3"`, `-1`, `0` are not). When a key appears twice the last one
+//! counts, as in serde_json. Bytes that are not UTF-8 are accepted inside strings: the answer
+//! maps them to U+0080..U+00FF, which cannot change the JSON structure.
+
+/// What one line of the log is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    /// Empty, or only JSON whitespace: ignored silently.
+    Blank,
+    /// Not a record: skipped and counted in a warning.
+    Malformed,
+    Record {
+        id: u64,
+        done: bool,
+    },
+}
+
+/// Deeper nesting than this is refused (serde_json's own limit is 128).
+const MAX_DEPTH: usize = 100;
+
+pub fn classify(line: &[u8]) -> Line {
+    let mut p = Parser { s: line, i: 0 };
+    p.skip_ws();
+    if p.i == line.len() {
+        return Line::Blank;
+    }
+    match p.top_object() {
+        Some(Some(rec)) => {
+            p.skip_ws();
+            if p.i == line.len() {
+                rec
+            } else {
+                Line::Malformed
+            }
+        }
+        _ => Line::Malformed,
+    }
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+/// Which top-level member a key names (after unescaping).
+#[derive(Clone, Copy, PartialEq)]
+enum Key {
+    Id,
+    Type,
+    Other,
+}
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, b: u8) -> Option<()> {
+        if self.peek() == Some(b) {
+            self.i += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// Outer None: invalid JSON. Inner None: valid object but not a record.
+    fn top_object(&mut self) -> Option<Option<Line>> {
+        self.eat(b'{')?;
+        let mut id: Option<Option<u64>> = None;
+        let mut done: Option<bool> = None;
+        self.skip_ws();
+        if self.eat(b'}').is_none() {
+            loop {
+                self.skip_ws();
+                let key = self.key()?;
+                self.skip_ws();
+                self.eat(b':')?;
+                self.skip_ws();
+                match key {
+                    Key::Id => id = Some(self.id_value()?),
+                    Key::Type => done = Some(self.type_value()?),
+                    Key::Other => self.value()?,
+                }
+                self.skip_ws();
+                if self.eat(b',').is_some() {
+                    continue;
+                }
+                self.eat(b'}')?;
+                break;
+            }
+        }
+        Some(match id {
+            Some(Some(id)) => Some(Line::Record {
+                id,
+                done: done.unwrap_or(false),
+            }),
+            _ => None,
+        })
+    }
+
+    fn key(&mut self) -> Option<Key> {
+        let (start, end, escaped) = self.string()?;
+        let raw = &self.s[start..end];
+        let mut buf = [0u8; 8];
+        let name = if escaped {
+            match unescape_short(raw, &mut buf) {
+                Some(n) => &buf[..n],
+                None => return Some(Key::Other),
+            }
+        } else {
+            raw
+        };
+        Some(match name {
+            b"id" => Key::Id,
+            b"type" => Key::Type,
+            _ => Key::Other,
+        })
+    }
+
+    /// Some(None): valid JSON but not a positive u64 integer.
+    fn id_value(&mut self) -> Option<Option<u64>> {
+        let start = self.i;
+        if self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            let mut n: u64 = 0;
+            let mut overflow = false;
+            while let Some(d @ b'0'..=b'9') = self.peek() {
+                match n
+                    .checked_mul(10)
+                    .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                {
+                    Some(v) => n = v,
+                    None => overflow = true,
+                }
+                self.i += 1;
+            }
+            let leading_zero = self.s[start] == b'0' && self.i - start > 1;
+            if leading_zero {
+                return None;
+            }
+            if !matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+                return Some(if overflow || n == 0 { None } else { Some(n) });
+            }
+            self.i = start;
+        }
+        self.value()?;
+        Some(None)
+    }
+
+    /// Some(true) when the value is the string "done".
+    fn type_value(&mut self) -> Option<bool> {
+        if self.peek() != Some(b'"') {
+            self.value()?;
+            return Some(false);
+        }
+        let (start, end, escaped) = self.string()?;
+        let raw = &self.s[start..end];
+        if !escaped {
+            return Some(raw == b"done");
+        }
+        let mut buf = [0u8; 8];
+        Some(unescape_short(raw, &mut buf).is_some_and(|n| &buf[..n] == b"done"))
+    }
+
+    /// Any JSON value; iterative so that nesting cannot exhaust the stack.
+    fn value(&mut self) -> Option<()> {
+        // Each byte is the closer we expect: b'}' or b']'.
+        let mut stack = [0u8; MAX_DEPTH];
+        let mut depth = 0usize;
+        loop {
+            self.skip_ws();
+            // Parse one value start.
+            match self.peek()? {
+                b'{' | b'[' => {
+                    let open = self.s[self.i];
+                    self.i += 1;
+                    if depth == MAX_DEPTH - 1 {
+                        return None;
+                    }
+                    stack[depth] = if open == b'{' { b'}' } else { b']' };
+                    depth += 1;
+                    self.skip_ws();
+                    if self.eat(stack[depth - 1]).is_some() {
+                        depth -= 1;
+                    } else {
+                        if open == b'{' {
+                            self.string()?;
+                            self.skip_ws();
+                            self.eat(b':')?;
+                        }
+                        continue;
+                    }
+                }
+                b'"' => {
+                    self.string()?;
+                }
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                _ => self.number()?,
+            }
+            // After a complete value: close containers or move to the next element.
+            loop {
+                if depth == 0 {
+                    return Some(());
+                }
+                self.skip_ws();
+                let closer = stack[depth - 1];
+                if self.eat(b',').is_some() {
+                    if closer == b'}' {
+                        self.skip_ws();
+                        self.string()?;
+                        self.skip_ws();
+                        self.eat(b':')?;
+                    }
+                    break;
+                }
+                self.eat(closer)?;
+                depth -= 1;
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if self.s[self.i..].starts_with(word) {
+            self.i += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn number(&mut self) -> Option<()> {
+        self.eat(b'-');
+        match self.peek()? {
+            b'0' => self.i += 1,
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.eat(b'.').is_some() {
+            self.peek().filter(u8::is_ascii_digit)?;
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            self.peek().filter(u8::is_ascii_digit)?;
+            self.digits();
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.i += 1;
+        }
+    }
+
+    /// A string at the cursor; returns its content range and whether it holds escapes.
+    fn string(&mut self) -> Option<(usize, usize, bool)> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            let b = self.peek()?;
+            match b {
+                b'"' => {
+                    let end = self.i;
+                    self.i += 1;
+                    return Some((start, end, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.i += 1;
+                    match self.peek()? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+                        b'u' => {
+                            self.i += 1;
+                            let unit = self.hex4()?;
+                            match unit {
+                                0xD800..=0xDBFF => {
+                                    self.eat(b'\\')?;
+                                    self.eat(b'u')?;
+                                    let low = self.hex4()?;
+                                    if !(0xDC00..=0xDFFF).contains(&low) {
+                                        return None;
+                                    }
+                                }
+                                0xDC00..=0xDFFF => return None,
+                                _ => {}
+                            }
+                        }
+                        _ => return None,
+                    }
+                }
+                0x00..=0x1F => return None,
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Option<u32> {
+        let digits = self.s.get(self.i..self.i + 4)?;
+        let mut v = 0u32;
+        for &d in digits {
+            v = v * 16 + char::from(d).to_digit(16)?;
+        }
+        self.i += 4;
+        Some(v)
+    }
+}
+
+/// Unescapes a short, already validated JSON string body into `out`; None when it does not fit
+/// (then it cannot be one of the short names we look for).
+fn unescape_short(raw: &[u8], out: &mut [u8; 8]) -> Option<usize> {
+    let mut n = 0;
+    let mut i = 0;
+    while i < raw.len() {
+        let mut ch = [0u8; 4];
+        let bytes: &[u8] = if raw[i] == b'\\' {
+            let e = *raw.get(i + 1)?;
+            i += 2;
+            match e {
+                b'u' => {
+                    let hex = std::str::from_utf8(raw.get(i..i + 4)?).ok()?;
+                    let unit = u32::from_str_radix(hex, 16).ok()?;
+                    i += 4;
+                    // Surrogate pairs never spell "id", "type" or "done": treat as "other".
+                    char::from_u32(unit)?.encode_utf8(&mut ch).as_bytes()
+                }
+                b'b' => b"\x08",
+                b'f' => b"\x0c",
+                b'n' => b"\n",
+                b'r' => b"\r",
+                b't' => b"\t",
+                other => {
+                    ch[0] = other;
+                    &ch[..1]
+                }
+            }
+        } else {
+            i += 1;
+            &raw[i - 1..i]
+        };
+        let dest = out.get_mut(n..n + bytes.len())?;
+        dest.copy_from_slice(bytes);
+        n += bytes.len();
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: u64, done: bool) -> Line {
+        Line::Record { id, done }
+    }
+
+    #[test]
+    fn records_and_not_records() {
+        assert_eq!(classify(br#"{"type":"step","id":3}"#), rec(3, false));
+        assert_eq!(classify(br#" {"id":3,"type":"done"} "#), rec(3, true));
+        assert_eq!(
+            classify(br#"{"i\u0064":7,"typ\u0065":"d\u006fne"}"#),
+            rec(7, true)
+        );
+        assert_eq!(
+            classify(br#"{"id":18446744073709551615}"#),
+            rec(u64::MAX, false)
+        );
+        assert_eq!(classify(b""), Line::Blank);
+        assert_eq!(classify(b" \t "), Line::Blank);
+        for bad in [
+            &br#"{"id":3.0}"#[..],
+            br#"{"id":"3"}"#,
+            br#"{"id":0}"#,
+            br#"{"id":-1}"#,
+            br#"{"id":1e3}"#,
+            br#"{"id":03}"#,
+            br#"{"id":18446744073709551616}"#,
+            br#"{"type":"step"}"#,
+            br#"[{"id":1}]"#,
+            br#"{"id":1"#,
+            br#"{"id":1}x"#,
+            br#"{"id":1,}"#,
+            br#"{"id":1,"f":"\ud800"}"#,
+            br#"{"id":1,"f":"a\x"}"#,
+            b"{\"id\":1,\"f\":\"tab\there\"}",
+            br#"{"id":1} {"id":2}"#,
+            br#"{"id":5,"id":"x"}"#,
+            b"null",
+        ] {
+            assert_eq!(
+                classify(bad),
+                Line::Malformed,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        // The last duplicate wins, as in serde_json.
+        assert_eq!(classify(br#"{"id":"x","id":5}"#), rec(5, false));
+        assert_eq!(
+            classify(br#"{"type":"done","type":"step","id":2}"#),
+            rec(2, false)
+        );
+        // Raw non-UTF-8 bytes in a string are kept (converted later).
+        assert_eq!(classify(b"{\"file\":\"caf\xe9\",\"id\":9}"), rec(9, false));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_crash() {
+        let mut line = b"{\"id\":1,\"x\":".to_vec();
+        line.extend(std::iter::repeat_n(b'[', 100_000));
+        assert_eq!(classify(&line), Line::Malformed);
+    }
+}

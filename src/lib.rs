@@ -1,0 +1,24 @@
+//! clamscanner: cPanel's UAPI `ClamScanner::check_disinfection_status`, one core, three front
+//! ends (CGI, listener, command line).
+//!
+//! Data flows one way: a front end (`cgi`, `serve`, `cli`) builds a [`request::Request`] ->
+//! `handler` routes and applies limits -> `auth` names the account -> `account` opens its files
+//! safely -> `disinfection` (with `logfile` and `jsonline`) settles the answer -> `envelope`
+//! streams the UAPI JSON. The front ends know nothing of logs; the core knows nothing of HTTP
+//! or CGI beyond the `Request` and `Response` types.
+
+pub mod account;
+pub mod auth;
+pub mod cgi;
+pub mod cli;
+pub mod config;
+pub mod disinfection;
+pub mod envelope;
+pub mod handler;
+pub mod jsonline;
+pub mod logfile;
+pub mod pretty;
+pub mod request;
+pub mod response;
+pub mod serve;
+mod sys;
