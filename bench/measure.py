@@ -43,7 +43,7 @@ def parse(line):
     if len(words) >= 2 and words[-2] == ">":
         out, words = words[-1], words[:-2]
     return {"name": name, "min_runs": int(min_runs), "command": cmd.strip(),
-            "argv": words, "env": env, "out": out, "times": [], "rss": []}
+            "argv": words, "env": env, "out": out, "times": [], "cpu": [], "rss": []}
 
 
 TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
@@ -58,10 +58,12 @@ def run_once(case, rss_file=None):
         argv = [TIME, "-f", "%M", "-o", rss_file, "--"] + argv
     t0 = time.perf_counter_ns()
     pid = os.posix_spawnp(argv[0], argv, case["env"], file_actions=actions)
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     t1 = time.perf_counter_ns()
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit("measure: %s exited with %d" % (case["name"], os.waitstatus_to_exitcode(status)))
+    if not rss_file:  # CPU time (user + system) shows how much of the wall time was waiting
+        case["cpu"].append(usage.ru_utime + usage.ru_stime)
     return (t1 - t0) / 1e9
 
 
@@ -101,7 +103,7 @@ def main():
             q = statistics.quantiles(ts, n=4) if len(ts) >= 2 else [ts[0]] * 3
             rec = {"name": c["name"], "command": c["command"], "runs": len(ts),
                    "median": statistics.median(ts), "min": ts[0], "max": ts[-1],
-                   "q1": q[0], "q3": q[2],
+                   "q1": q[0], "q3": q[2], "cpu": statistics.median(c["cpu"]),
                    "rss_kib": None if None in c["rss"] else max(c["rss"])}
             f.write(json.dumps(rec) + "\n")
             print("  %-22s %4d runs  median %10.3f ms  peak RSS %8s KiB"

@@ -68,6 +68,8 @@ def machine():
             return "n/a"
     return [
         ("date", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),
+        ("load average (1, 5, 15 min) at the start / end", "%s / %s" % (
+            os.environ.get("BENCH_LOAD_START", "?"), " ".join(open("/proc/loadavg").read().split()[:3]))),
         ("machine", "%d CPUs (nproc), %s, %s RAM, Linux %s" % (os.cpu_count(), cpu, mem, platform.release())),
         ("rustc", ver(["rustc", "--version"])),
         ("clamscanner", "git " + ver(["git", "describe", "--always", "--dirty"]) + ", release build"),
@@ -163,12 +165,13 @@ def main():
     R = ["", "## Every case as run", "",
          "Commands run from the repository root; `env -i K=V … PROG` is applied by bench/measure.py "
          "itself (no /usr/bin/env process in the timing), stdout goes to /dev/null.", "",
-         "| case | runs | median | q1–q3 | min | max | peak RSS | command |", "|---|---|---|---|---|---|---|---|"]
+         "| case | runs | median | q1–q3 | min | max | CPU (median) | peak RSS | command |",
+         "|---|---|---|---|---|---|---|---|---|"]
     for name, r in res.items():
         if "median" in r:
-            R.append("| %s | %d | %s | %s–%s | %s | %s | %s | `%s` |" % (
+            R.append("| %s | %d | %s | %s–%s | %s | %s | %s | %s | `%s` |" % (
                 name, r["runs"], ms(r["median"]), ms(r["q1"]), ms(r["q3"]), ms(r["min"]), ms(r["max"]),
-                kib(r["rss_kib"]), r["command"].replace("|", "\\|")))
+                ms(r["cpu"]), kib(r["rss_kib"]), r["command"].replace("|", "\\|")))
     for name in ("listener-command", "wrk-listener", "wrk-apache"):
         if name in res:
             R.append("")

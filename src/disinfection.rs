@@ -59,19 +59,10 @@ pub fn check(account: &Account, last_id: u128) -> Result<Answer, String> {
     let mut records = None;
     let mut status = None;
     if let Some(file) = log {
-        let snap = Snapshot::take(&file).map_err(|e| refused(&e))?;
-        let mut effective = last_id;
-        if let Some((last, done)) = logfile::last_record(&file, snap).map_err(|e| refused(&e))? {
-            status = Some(if done { Status::Done } else { Status::Running });
-            if last_id > u128::from(last) {
-                warnings.push(format!(
-                    "The log was restarted since last_id {last_id} was seen: its last record now has id {last}, so every record is returned."
-                ));
-                effective = 0;
-            }
-        }
-        let from = logfile::resume_point(&file, snap, effective).map_err(|e| refused(&e))?;
-        records = Some(RecordStream::new(file, snap, from, effective));
+        let found = read_log(file, last_id, logfile::BISECT_WINDOW).map_err(|e| refused(&e))?;
+        status = found.status;
+        warnings.extend(found.warning);
+        records = Some(found.records);
     }
     let status = match status {
         Some(status) => status,
@@ -82,6 +73,38 @@ pub fn check(account: &Account, last_id: u128) -> Result<Answer, String> {
         status,
         warnings,
         records,
+    })
+}
+
+/// What the log alone says: its status if it holds a record, a restart warning, and the
+/// stream of records after `last_id`.
+pub struct LogAnswer {
+    pub status: Option<Status>,
+    pub warning: Option<String>,
+    pub records: RecordStream,
+}
+
+/// Settles the answer from an opened log. `window`: below this many bytes the log is scanned
+/// instead of bisected (a parameter so that tests can force either path on any log).
+pub fn read_log(file: File, last_id: u128, window: u64) -> io::Result<LogAnswer> {
+    let snap = Snapshot::take(&file)?;
+    let mut effective = last_id;
+    let mut status = None;
+    let mut warning = None;
+    if let Some((last, done)) = logfile::last_record(&file, snap)? {
+        status = Some(if done { Status::Done } else { Status::Running });
+        if last_id > u128::from(last) {
+            warning = Some(format!(
+                "The log was restarted since last_id {last_id} was seen: its last record now has id {last}, so every record is returned."
+            ));
+            effective = 0;
+        }
+    }
+    let from = logfile::resume_point(&file, snap, effective, window)?;
+    Ok(LogAnswer {
+        status,
+        warning,
+        records: RecordStream::new(file, snap, from, effective),
     })
 }
 
@@ -191,18 +214,27 @@ impl RecordStream {
         self.emitted
     }
 
+    /// Malformed lines counted so far, and the id of the record before the first of them.
+    pub fn malformed(&self) -> (u64, Option<u64>) {
+        (self.malformed, self.malformed_after)
+    }
+
     /// The warning about skipped lines, once the stream has ended.
     pub fn warning(&self) -> Option<String> {
         if self.malformed == 0 {
             return None;
         }
-        let lines = if self.malformed == 1 { "line" } else { "lines" };
+        let lines = if self.malformed == 1 {
+            "line in the log was"
+        } else {
+            "lines in the log were"
+        };
         let place = match self.malformed_after {
             Some(id) => format!("after the record with id {id}"),
             None => "at the start of the log".to_string(),
         };
         Some(format!(
-            "{} malformed {lines} in the log were skipped, the first {place}.",
+            "{} malformed {lines} skipped, the first {place}.",
             self.malformed
         ))
     }

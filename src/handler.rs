@@ -105,7 +105,8 @@ impl Service {
                 content_type: response::HTML_TYPE,
                 body: response::Body::Static(PAGE.as_bytes()),
                 ..Response::error(200, form, "")
-            },
+            }
+            .with_header("Content-Security-Policy", PAGE_POLICY),
             Route::Function => self.function(req, &user),
         };
         response.user = Some(user);
@@ -191,6 +192,8 @@ pub fn server_error(form: Form) -> Response {
 }
 
 const PAGE: &str = include_str!("page.html");
+/// The page needs nothing but itself and its own API.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// `last_id` from the query string and a form body: absent, empty or 0 mean the whole log.
 /// Values beyond u64 saturate just above it, so they are larger than any id.

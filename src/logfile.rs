@@ -19,8 +19,12 @@ use crate::jsonline::{self, Line};
 
 /// Longer lines are malformed (SPEC §3) and are skipped without being held in memory.
 pub const MAX_LINE: usize = 1 << 20;
-/// One read; also the size under which bisecting is not worth it.
+/// The largest read.
 const BLOCK: usize = 64 * 1024;
+/// The first read of a [`Lines`]; later ones double up to [`BLOCK`].
+const FIRST_READ: usize = 2048;
+/// Logs (and bisection ranges) smaller than this are scanned: one read beats several probes.
+pub const BISECT_WINDOW: u64 = BLOCK as u64;
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// The part of the log this answer describes: complete lines in `start..end`.
@@ -77,14 +81,14 @@ pub fn last_record(file: &File, snap: Snapshot) -> io::Result<Option<(u64, bool)
 /// Where to start streaming so that every record with `id > last_id` is seen, without reading
 /// the records before it: a line start at or before the first such record, and (when the log
 /// does not start there) at or before the record just before it, so warnings can name it.
-pub fn resume_point(file: &File, snap: Snapshot, last_id: u128) -> io::Result<u64> {
-    if last_id == 0 || snap.end - snap.start <= BLOCK as u64 {
+pub fn resume_point(file: &File, snap: Snapshot, last_id: u128, window: u64) -> io::Result<u64> {
+    if last_id == 0 || snap.end - snap.start <= window {
         return Ok(snap.start);
     }
     // Smallest offset x whose following record (if any) is past last_id; ids increase in file
     // order, so this predicate is monotone in x.
     let (mut lo, mut hi) = (snap.start, snap.end);
-    while hi - lo > BLOCK as u64 {
+    while hi - lo > window.max(1) {
         let mid = lo + (hi - lo) / 2;
         let at = next_line_start(file, snap, mid)?;
         let past = match first_record_id(file, snap, at)? {
@@ -152,6 +156,10 @@ pub struct Lines<F: std::borrow::Borrow<File>> {
     buf: Vec<u8>,
     lo: usize,
     hi: usize,
+    /// Size of the last read.
+    chunk: usize,
+    /// `buf[lo..scanned]` holds no `\n`.
+    scanned: usize,
 }
 
 impl<F: std::borrow::Borrow<File>> Lines<F> {
@@ -163,14 +171,19 @@ impl<F: std::borrow::Borrow<File>> Lines<F> {
             buf: Vec::new(),
             lo: 0,
             hi: 0,
+            chunk: FIRST_READ / 2,
+            scanned: 0,
         }
     }
 
     pub fn next_line(&mut self) -> io::Result<Option<Item<'_>>> {
         loop {
-            if let Some(k) = memchr_newline(&self.buf[self.lo..self.hi]) {
+            // Bytes before `self.scanned` were already searched: long lines stay linear.
+            let from = self.scanned.max(self.lo);
+            if let Some(k) = memchr_newline(&self.buf[from..self.hi]).map(|k| k + from - self.lo) {
                 let start = self.lo;
                 self.lo += k + 1;
+                self.scanned = self.lo;
                 if k > MAX_LINE {
                     return Ok(Some(Item::TooLong));
                 }
@@ -181,8 +194,10 @@ impl<F: std::borrow::Borrow<File>> Lines<F> {
                 self.lo = self.hi;
                 return Ok(None);
             }
+            self.scanned = self.hi;
             if self.hi - self.lo > MAX_LINE {
                 self.skip_past_newline()?;
+                self.scanned = self.lo;
                 return Ok(Some(Item::TooLong));
             }
             self.refill()?;
@@ -193,11 +208,14 @@ impl<F: std::borrow::Borrow<File>> Lines<F> {
         if self.lo > 0 {
             self.buf.copy_within(self.lo..self.hi, 0);
             self.hi -= self.lo;
+            self.scanned = self.scanned.saturating_sub(self.lo);
             self.lo = 0;
         }
-        let want = BLOCK.min((self.end - self.next_read) as usize);
+        // Start small (a bisection probe needs one line) and grow to full blocks for streams.
+        self.chunk = (self.chunk * 2).clamp(FIRST_READ, BLOCK);
+        let want = self.chunk.min((self.end - self.next_read) as usize);
         if self.buf.len() < self.hi + want {
-            self.buf.resize(self.hi + want.max(BLOCK), 0);
+            self.buf.resize(self.hi + want, 0);
         }
         let got = self
             .file

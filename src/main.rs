@@ -1,16 +1,18 @@
 //! Picks the front end; nothing else.
 //!
 //! Under a web server (`GATEWAY_INTERFACE` set) it is a CGI program and never looks at argv.
-//! Otherwise the first argument chooses: `serve` (the listener) or `uapi` (the command line).
+//! Otherwise the first argument chooses: `serve` (the listener), `uapi` (the command line) or
+//! `htpasswd` (makes a credential line).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clamscanner::{cgi, cli, serve};
+use clamscanner::{cgi, cli, htpasswd, serve};
 
 const USAGE: &str = "\
 usage: clamscanner serve --htpasswd FILE [options]   the HTTP listener (see `serve --help`)
        clamscanner uapi [options] ClamScanner check_disinfection_status [last_id=N]
+       clamscanner htpasswd [--cost N] USER   (password on stdin; prints an htpasswd line)
        (as a CGI program, the web server runs it with GATEWAY_INTERFACE set)";
 
 fn main() -> ExitCode {
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     match command.as_ref().and_then(|c| c.to_str()) {
         Some("serve") => serve::main(args),
         Some("uapi") => cli::main(args),
+        Some("htpasswd") => htpasswd::main(args),
         Some("--help" | "-h" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

@@ -100,6 +100,11 @@ print(len(d) - i - 4 if i >= 0 else -1)' "$WORK/head.raw")"
 
 req "$U/ClamScanner/other_function" "${ALICE[@]}"
 expect_eq "c1: another path under the script: 404" 404 "$CODE"
+req "$U" "${ALICE[@]}" -X PUT
+expect_eq "c1: PUT: the program's 405" 405 "$CODE"
+expect_eq "c1: ... with Allow" "GET, HEAD, POST" "$(hdr Allow)"
+req "$U" -X TRACE
+expect_eq "c1: TRACE refused by Apache (TraceEnable Off), not echoed with 200" 405 "$CODE"
 req "$U" -u alice:wrong
 expect_eq "c1: wrong password: 401" 401 "$CODE"
 expect_contains "c1: ... Apache's own 401 (HTML)" "text/html" "$(hdr Content-Type)"
@@ -177,9 +182,11 @@ apache_stop
 
 # --- the README documents exactly these configurations -----------------------------------------
 README=$(cat "$ROOT/README.md" 2>/dev/null)
-expect_contains "README has a 'Deploying under Apache' section" "## Deploying under Apache" "$README"
+readme_has() { [[ $README == *"$1"* ]]; }
+check "README has a '## Deploying under Apache' section" readme_has "## Deploying under Apache"
 for n in 1 2 3; do
-  expect_contains "README shows configuration $n verbatim" "$(apache_snippet "$n")" "$README"
+  check "README shows configuration $n of cgi-bin/apache-clamscanner.conf verbatim" \
+    readme_has "$(apache_snippet "$n")"
 done
 
 finish
