@@ -44,7 +44,10 @@ fuzz:
 
 # Copies the binary where Apache runs CGI programs (README "Deploying under Apache").
 install-cgi:
-	@test -x "$(BIN)" || $(CARGO) build --release
+	@if [ ! -x "$(BIN)" ]; then \
+	  if [ "$(BIN)" = "$(BIN_RELEASE)" ]; then $(CARGO) build --release; \
+	  else echo "install-cgi: no executable at $(BIN)" >&2; exit 1; fi; \
+	fi
 	install -d "$(DEST)"
 	install -m 0755 "$(BIN)" "$(DEST)/clamscanner"
 
