@@ -11,7 +11,7 @@ use crate::auth::{Authenticator, Refusal, Verified};
 use crate::disinfection;
 use crate::envelope::{Form, JsonBody};
 use crate::request::{self, Body, Method, Request, MAX_QUERY};
-use crate::response::{self, Response};
+use crate::response::Response;
 
 pub const CHALLENGE: &str = r#"Basic realm="cPanel", charset="UTF-8""#;
 pub const ALLOW: &str = "GET, HEAD, POST";
@@ -101,12 +101,7 @@ impl Service {
             Err(refusal) => return self.refuse(refusal),
         };
         let mut response = match route {
-            Route::Page => Response {
-                content_type: response::HTML_TYPE,
-                body: response::Body::Static(PAGE.as_bytes()),
-                ..Response::error(200, form, "")
-            }
-            .with_header("Content-Security-Policy", PAGE_POLICY),
+            Route::Page => Response::html(PAGE).with_header("Content-Security-Policy", PAGE_POLICY),
             Route::Function => self.function(req, &user),
         };
         response.user = Some(user);

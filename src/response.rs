@@ -36,6 +36,17 @@ impl Response {
         }
     }
 
+    pub fn html(page: &'static str) -> Response {
+        Response {
+            status: 200,
+            content_type: HTML_TYPE,
+            extra_headers: Vec::new(),
+            body: Body::Static(page.as_bytes()),
+            user: None,
+            auth: None,
+        }
+    }
+
     /// An envelope with `result.status` 0 and one error.
     pub fn error(status: u16, form: Form, message: impl Into<String>) -> Response {
         Response::json(status, JsonBody::failure(form, vec![message.into()]))

@@ -46,9 +46,9 @@ hit() {
 # header NAME: the value of a response header of the last hit (empty when absent).
 header() { printf '%s\n' "$HEAD" | sed -n "s/^$1: //Ip" | head -n 1; }
 # expect_answer DESC HTTP_CODE RESULT_STATUS [RESULT_FILTER]: status code, a JSON body, and
-# result.status (wrapped form by default; pass "." for the flat form).
+# result.status (wrapped form by default; pass "" for the flat form).
 expect_answer() {
-  local result=${4:-.result}
+  local result=${4-.result}
   expect_eq "$1: HTTP status" "$2" "$CODE"
   check "$1: body is JSON" is_json "$BODY"
   expect_jq "$1: result.status" "$BODY" "$result.status" "$3"
@@ -292,13 +292,13 @@ done
 start_listener --htpasswd "$HTPASSWD" --tokens "$TOKENS" --home-root "$HOME_ROOT" --envelope flat || exit 1
 URL=$LISTENER_URL
 hit "$API?last_id=3" "${ALICE[@]}"
-expect_answer "flat" 200 1 .
+expect_answer "flat" 200 1 ""
 expect_jq "flat: the result object alone" "$BODY" 'keys | join(",")' "data,errors,messages,metadata,status,warnings"
 expect_jq "flat: records" "$BODY" '[.data.details[].id] | map(tostring) | join(",")' "4,5"
 hit "$API?last_id=x" "${ALICE[@]}"
-expect_answer "flat failure" 200 0 .
+expect_answer "flat failure" 200 0 ""
 hit "$API"
-expect_answer "flat 401" 401 0 .
+expect_answer "flat 401" 401 0 ""
 kill "$LISTENER_PID"; wait "$LISTENER_PID" 2>/dev/null
 
 # --- unusable htpasswd entries -----------------------------------------------------------------
