@@ -40,12 +40,11 @@ pub fn main() -> ExitCode {
 /// de-chunked the body and set no length.
 pub fn request_from_env(env: &dyn Fn(&str) -> Option<OsString>, stdin: &mut dyn Read) -> Request {
     let bytes = |name: &str| env(name).map(OsString::into_vec);
-    let method = Method::parse(
-        env("REQUEST_METHOD")
-            .as_deref()
-            .and_then(|m| m.to_str())
-            .unwrap_or("GET"),
-    );
+    // A method that is not text is still a method (one we do not allow), never a GET.
+    let method = match bytes("REQUEST_METHOD") {
+        Some(name) => Method::parse(&String::from_utf8_lossy(&name)),
+        None => Method::Get,
+    };
     let body = if method == Method::Post {
         match env("CONTENT_LENGTH").filter(|v| !v.is_empty()) {
             None => request::read_bounded(stdin, None),
@@ -134,6 +133,15 @@ mod tests {
         assert_eq!(req.body, Body::None);
         assert_eq!(req.query, b"last_id=3");
         assert_eq!(req.credentials.remote_user.as_deref(), Some(&b"demo"[..]));
+    }
+
+    #[test]
+    fn a_method_that_is_not_text_is_not_a_get() {
+        use std::os::unix::ffi::OsStringExt;
+        let map =
+            |name: &str| (name == "REQUEST_METHOD").then(|| OsString::from_vec(b"G\xc9T".to_vec()));
+        let req = request_from_env(&map, &mut &b""[..]);
+        assert!(matches!(req.method, Method::Other(_)));
     }
 
     #[test]

@@ -270,6 +270,7 @@ case $BIN in
     hit "$API" "${ALICE[@]}"
     expect_answer "after 5 panics on 2 workers, request $i" 200 1
   done
+  check "log: the panics are logged as 500" wait_log "\"GET $API HTTP/1\.1\" 500 "
   ;;
 *) echo "  (release build: the debug-only panic trigger is not compiled in; skipped)" ;;
 esac

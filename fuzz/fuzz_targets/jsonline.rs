@@ -36,7 +36,10 @@ fn nesting(data: &[u8]) -> usize {
 }
 
 fn oracle(data: &[u8]) -> Line {
-    if data.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+    if data
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         return Line::Blank;
     }
     let mut text = Vec::with_capacity(data.len());
@@ -56,6 +59,11 @@ fn oracle(data: &[u8]) -> Line {
 fuzz_target!(|data: &[u8]| {
     let got = classify(data);
     if nesting(data) <= 90 {
-        assert_eq!(got, oracle(data), "line {:?}", String::from_utf8_lossy(data));
+        assert_eq!(
+            got,
+            oracle(data),
+            "line {:?}",
+            String::from_utf8_lossy(data)
+        );
     }
 });

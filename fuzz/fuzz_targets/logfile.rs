@@ -66,7 +66,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let (flags, wanted, window) = (data[0], data[1], data[2]);
     let ops = &data[3..data.len().min(1027)];
-    let mut bytes = if flags & 1 != 0 { BOM.to_vec() } else { Vec::new() };
+    let mut bytes = if flags & 1 != 0 {
+        BOM.to_vec()
+    } else {
+        Vec::new()
+    };
     // A 1 MiB line costs a hundred ordinary inputs: only for one flags value in 64.
     let long_line = flags & 0xFC == 0xAC;
     bytes.extend(build(ops, long_line));
@@ -79,8 +83,15 @@ fuzz_target!(|data: &[u8]| {
 
     // Snapshot: complete lines only, after a BOM.
     let snap = Snapshot::take(file).unwrap();
-    let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |nl| nl + 1);
-    let start = if end >= 3 && bytes.starts_with(BOM) { 3 } else { 0 };
+    let end = bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |nl| nl + 1);
+    let start = if end >= 3 && bytes.starts_with(BOM) {
+        3
+    } else {
+        0
+    };
     assert_eq!((snap.start, snap.end), (start as u64, end as u64));
 
     // Forward reading returns exactly the lines of the snapshot.
@@ -121,14 +132,23 @@ fuzz_target!(|data: &[u8]| {
         255 => u128::from(u64::MAX) + 1,
         n => u128::from(n) % (records.len() as u128 + 3),
     };
-    // A small bisection window (the answer uses 64 KiB) makes short inputs exercise bisection.
     // Small windows make short logs bisect; with a 1 MiB line, the answer's own 64 KiB window
     // (bisecting through a line that long costs 1 MiB per probe).
-    let window = if long_line { 64 * 1024 } else { u64::from(window) * 8 };
+    let window = if long_line {
+        64 * 1024
+    } else {
+        u64::from(window) * 8
+    };
     let at = resume_point(file, snap, last_id, window).unwrap() as usize;
     assert!(at >= start && at <= end.max(start));
-    assert!(at == start || bytes[at - 1] == b'\n', "not a line start: {at}");
-    if let Some(first_new) = records.iter().position(|&(_, id, _)| u128::from(id) > last_id) {
+    assert!(
+        at == start || bytes[at - 1] == b'\n',
+        "not a line start: {at}"
+    );
+    if let Some(first_new) = records
+        .iter()
+        .position(|&(_, id, _)| u128::from(id) > last_id)
+    {
         assert!(at <= records[first_new].0, "past the first new record");
         if first_new > 0 {
             assert!(at <= records[first_new - 1].0, "past the record before it");

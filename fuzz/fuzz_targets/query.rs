@@ -22,7 +22,10 @@ fn reference_decode(raw: &[u8]) -> Option<Vec<u8>> {
 
 fn reference_last_id(query: &[u8], body: &[u8]) -> Option<u128> {
     let mut found = Vec::new();
-    for segment in query.split(|&b| b == b'&').chain(body.split(|&b| b == b'&')) {
+    for segment in query
+        .split(|&b| b == b'&')
+        .chain(body.split(|&b| b == b'&'))
+    {
         let (name, value) = match segment.iter().position(|&b| b == b'=') {
             Some(eq) => (&segment[..eq], &segment[eq + 1..]),
             None => (segment, &b""[..]),
@@ -57,7 +60,10 @@ fuzz_target!(|data: &[u8]| {
     let cut = usize::from(selector) * rest.len() / 255;
     let (query, body) = rest.split_at(cut);
 
-    let segments = query.split(|&b| b == b'&').filter(|s| !s.is_empty()).count();
+    let segments = query
+        .split(|&b| b == b'&')
+        .filter(|s| !s.is_empty())
+        .count();
     let mut count = 0;
     for pair in pairs(query) {
         count += 1;
@@ -74,7 +80,11 @@ fuzz_target!(|data: &[u8]| {
         path: b"/execute/ClamScanner/check_disinfection_status".to_vec(),
         query: query.to_vec(),
         content_type: None,
-        body: if body.is_empty() { Body::None } else { Body::Bytes(body.to_vec()) },
+        body: if body.is_empty() {
+            Body::None
+        } else {
+            Body::Bytes(body.to_vec())
+        },
         credentials: Credentials::default(),
     };
     let got = last_id(&req);

@@ -271,8 +271,9 @@ fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
         "HTTP/0.9" => (0, 9),
         "HTTP/1.0" => (1, 0),
         "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
+        // clamscanner patch: "HTTP/2.0" and "HTTP/3.0" used to be accepted here, and the 505
+        // sent for them deadlocked behind the unanswered request, leaking a thread and a
+        // socket per connection. They are now a bad request line (400, connection closed).
         _ => return Err(ReadError::WrongRequestLine),
     };
 
