@@ -60,10 +60,12 @@ def machine():
         m = re.search(r"MemTotal:\s+(\d+)", f.read())
         mem = "%.1f GiB" % (int(m.group(1)) / 1024 / 1024) if m else "?"
 
-    def ver(cmd):
+    def ver(cmd, any_status=False):  # wrk --version exits 1 after printing its version
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-            return out.stdout.strip().splitlines()[0] if out.returncode == 0 else "n/a"
+            if out.returncode != 0 and not any_status:
+                return "n/a"
+            return (out.stdout.strip() or out.stderr.strip()).splitlines()[0]
         except (OSError, IndexError, subprocess.SubprocessError):
             return "n/a"
     return [
@@ -74,7 +76,7 @@ def machine():
         ("rustc", ver(["rustc", "--version"])),
         ("clamscanner", "git " + ver(["git", "describe", "--always", "--dirty"]) + ", release build"),
         ("perl / wrk", ver(["perl", "-e", "print qq{perl $^V, JSON::XS }, eval { require JSON::XS; $JSON::XS::VERSION }"])
-         + " / " + ver(["wrk", "--version"]).split(" [")[0]),
+         + " / " + ver(["wrk", "--version"], True).split(" [")[0]),
     ]
 
 

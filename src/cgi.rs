@@ -6,6 +6,7 @@
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
 use std::process::ExitCode;
 
@@ -28,8 +29,13 @@ pub fn main() -> ExitCode {
         }
     };
     let head_only = std::env::var_os("REQUEST_METHOD").is_some_and(|m| m == "HEAD");
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    // Straight to the descriptor: std's stdout is line-buffered, which would search every
+    // 64 KiB chunk of a large answer for newlines.
+    let stdout: Box<dyn Write> = match io::stdout().as_fd().try_clone_to_owned() {
+        Ok(fd) => Box::new(std::fs::File::from(fd)),
+        Err(_) => Box::new(io::stdout().lock()),
+    };
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout);
     // A client that went away (EPIPE) is not our failure: Apache already logged it.
     let _ = write_response(&mut out, response, head_only).and_then(|_| out.flush());
     ExitCode::SUCCESS

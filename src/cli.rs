@@ -57,6 +57,10 @@ fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
                 println!("{USAGE}");
                 return Ok(ExitCode::SUCCESS);
             }
+            "version" | "V" => {
+                println!("clamscanner {}", env!("CARGO_PKG_VERSION"));
+                return Ok(ExitCode::SUCCESS);
+            }
             "user" => user = Some(text(flags.value(&name, inline)?, "--user")?),
             "home-root" => settings.homes = Homes::Root(flags.value(&name, inline)?.into()),
             "output" => match text(flags.value(&name, inline)?, "--output")?.as_str() {

@@ -94,8 +94,13 @@ pub fn read_log(file: File, last_id: u128, window: u64) -> io::Result<LogAnswer>
     if let Some((last, done)) = logfile::last_record(&file, snap)? {
         status = Some(if done { Status::Done } else { Status::Running });
         if last_id > u128::from(last) {
+            let given = if last_id > u128::from(u64::MAX) {
+                "a last_id beyond any id".to_string()
+            } else {
+                format!("last_id {last_id}")
+            };
             warning = Some(format!(
-                "The log was restarted since last_id {last_id} was seen: its last record now has id {last}, so every record is returned."
+                "The log was restarted since {given} was seen: its last record now has id {last}, so every record is returned."
             ));
             effective = 0;
         }
@@ -178,7 +183,8 @@ impl RecordStream {
                     continue;
                 }
             };
-            match jsonline::classify(line) {
+            let (verdict, ascii) = jsonline::classify_noting_ascii(line);
+            match verdict {
                 Line::Blank => {}
                 Line::Malformed => {
                     note_malformed(
@@ -201,7 +207,11 @@ impl RecordStream {
                     if self.emitted > 0 {
                         out.push(b',');
                     }
-                    push_as_utf8(out, line);
+                    if ascii {
+                        out.extend_from_slice(line);
+                    } else {
+                        push_as_utf8(out, line);
+                    }
                     self.emitted += 1;
                     self.previous_id = Some(id);
                 }

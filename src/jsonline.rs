@@ -28,12 +28,22 @@ pub enum Line {
 const MAX_DEPTH: usize = 100;
 
 pub fn classify(line: &[u8]) -> Line {
-    let mut p = Parser { s: line, i: 0 };
+    classify_noting_ascii(line).0
+}
+
+/// [`classify`], and whether the line is plain ASCII (then a record needs no UTF-8 check when
+/// copied; bytes of 0x80 and above can only sit inside strings, which the validator reads).
+pub fn classify_noting_ascii(line: &[u8]) -> (Line, bool) {
+    let mut p = Parser {
+        s: line,
+        i: 0,
+        high: 0,
+    };
     p.skip_ws();
     if p.i == line.len() {
-        return Line::Blank;
+        return (Line::Blank, true);
     }
-    match p.top_object() {
+    let verdict = match p.top_object() {
         Some(Some(rec)) => {
             p.skip_ws();
             if p.i == line.len() {
@@ -43,12 +53,15 @@ pub fn classify(line: &[u8]) -> Line {
             }
         }
         _ => Line::Malformed,
-    }
+    };
+    (verdict, p.high & u64::from_ne_bytes([0x80; 8]) == 0)
 }
 
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    /// OR of the string bytes seen: its 0x80 bits tell whether any was not ASCII.
+    high: u64,
 }
 
 /// Which top-level member a key names (after unescaping).
@@ -273,12 +286,49 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Moves past bytes that need no attention inside a string: anything but `"`, `\\` and
+    /// control characters. Eight bytes at a time, because file names and messages are most of
+    /// a log's bytes and this loop is where a full read spends its time.
+    fn skip_plain(&mut self) {
+        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+        const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+        const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+        const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+        const SPACES: u64 = u64::from_ne_bytes([0x20; 8]);
+        let mut words = self.s[self.i..].chunks_exact(8);
+        for word in words.by_ref() {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            let w = u64::from_le_bytes(bytes);
+            self.high |= w;
+            let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+            // Flags each byte equal to `"` or `\\`, or below 0x20. A flag can be wrong only
+            // above a right one (borrows run upwards), so the lowest flag is always right.
+            let stops = zero_in(w ^ QUOTES)
+                | zero_in(w ^ BACKSLASHES)
+                | (w.wrapping_sub(SPACES) & !w & HIGHS);
+            if stops != 0 {
+                self.i += (stops.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.i += 8;
+        }
+        while let Some(&b) = self.s.get(self.i) {
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                return;
+            }
+            self.high |= u64::from(b);
+            self.i += 1;
+        }
+    }
+
     /// A string at the cursor; returns its content range and whether it holds escapes.
     fn string(&mut self) -> Option<(usize, usize, bool)> {
         self.eat(b'"')?;
         let start = self.i;
         let mut escaped = false;
         loop {
+            self.skip_plain();
             let b = self.peek()?;
             match b {
                 b'"' => {
@@ -423,6 +473,13 @@ mod tests {
         );
         // Raw non-UTF-8 bytes in a string are kept (converted later).
         assert_eq!(classify(b"{\"file\":\"caf\xe9\",\"id\":9}"), rec(9, false));
+    }
+
+    #[test]
+    fn ascii_is_noted() {
+        assert!(classify_noting_ascii(br#"{"file":"a-long-plain-name.php","id":1}"#).1);
+        assert!(!classify_noting_ascii("{\"file\":\"café-long-name.php\",\"id\":1}".as_bytes()).1);
+        assert!(!classify_noting_ascii(b"{\"file\":\"x\xff\",\"id\":1}").1);
     }
 
     #[test]

@@ -44,9 +44,13 @@ struct Options {
 
 pub fn main(args: Vec<OsString>) -> ExitCode {
     let (service, options) = match parse(args) {
-        Ok(Some(parsed)) => parsed,
-        Ok(None) => {
+        Ok(Parsed::Run(service, options)) => (*service, options),
+        Ok(Parsed::Help) => {
             println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version) => {
+            println!("clamscanner {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
         Err(problem) => {
@@ -63,7 +67,13 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     }
 }
 
-fn parse(args: Vec<OsString>) -> Result<Option<(Service, Options)>, String> {
+enum Parsed {
+    Run(Box<Service>, Options),
+    Help,
+    Version,
+}
+
+fn parse(args: Vec<OsString>) -> Result<Parsed, String> {
     let mut settings = config::from_env(&config::process_env)?;
     let mut options = Options {
         listen: "127.0.0.1:2082".into(),
@@ -77,7 +87,8 @@ fn parse(args: Vec<OsString>) -> Result<Option<(Service, Options)>, String> {
             Flag::Named(name, inline) => (name, inline),
         };
         match name.as_str() {
-            "help" | "h" => return Ok(None),
+            "help" | "h" => return Ok(Parsed::Help),
+            "version" | "V" => return Ok(Parsed::Version),
             "allow-remote" => options.allow_remote = true,
             "listen" => options.listen = text(flags.value(&name, inline)?, &name)?,
             "htpasswd" => settings.htpasswd = Some(flags.value(&name, inline)?.into()),
@@ -111,7 +122,7 @@ fn parse(args: Vec<OsString>) -> Result<Option<(Service, Options)>, String> {
     }
     let service = Service::new(settings, FrontEnd::Listener);
     service.authenticator().preload()?;
-    Ok(Some((service, options)))
+    Ok(Parsed::Run(Box::new(service), options))
 }
 
 fn text(value: OsString, name: &str) -> Result<String, String> {
@@ -143,8 +154,9 @@ fn run(service: Service, options: Options) -> Result<(), String> {
         .server_addr()
         .to_ip()
         .map_or_else(|| addr.to_string(), |a| a.to_string());
+    let plural = if options.workers == 1 { "" } else { "s" };
     eprintln!(
-        "clamscanner serve: listening on http://{bound} ({} workers)",
+        "clamscanner serve: listening on http://{bound} ({} worker{plural})",
         options.workers
     );
     let server = Arc::new(server);

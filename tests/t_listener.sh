@@ -260,6 +260,7 @@ done
 expect_eq "20 concurrent requests all answered 200 with JSON" 20 "$ok"
 
 # --- robustness ------------------------------------------------------------------------------
+# The trigger exists only in debug builds; which build BIN is, is read from its path.
 case $BIN in
 */debug/*)
   for i in 1 2 3 4 5; do
@@ -272,7 +273,10 @@ case $BIN in
   done
   check "log: the panics are logged as 500" wait_log "\"GET $API HTTP/1\.1\" 500 "
   ;;
-*) echo "  (release build: the debug-only panic trigger is not compiled in; skipped)" ;;
+*) # Release build: the trigger must not exist.
+  hit "$API" "${ALICE[@]}" -H 'X-Clamscanner-Debug-Panic: 1'
+  expect_answer "release build ignores the debug panic header" 200 1
+  ;;
 esac
 
 # Content-Length of 1 TB and no body: an answer (413), then the process still serves.
@@ -283,6 +287,31 @@ check "1 TB Content-Length: JSON body" is_json "$(printf '%s' "$raw" | sed '1,/^
 check "1 TB Content-Length: process alive" kill -0 "$PID"
 hit "$API" "${ALICE[@]}"
 expect_answer "1 TB Content-Length: still serving" 200 1
+
+# A client that keeps sending a huge body must not keep a worker busy draining it: the listener
+# answers 413 and closes that connection. The sender stops at 64 MiB (bound), and reports whether
+# the server hung up first; with one worker, a normal request must then be served.
+start_listener --htpasswd "$HTPASSWD" --home-root "$HOME_ROOT" --workers 1 || exit 1
+HOST_PORT=${LISTENER_URL#http://}
+sender=$(python3 - "$HOST_PORT" "$API" <<'PY'
+import socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=30)
+s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n" % sys.argv[2].encode())
+head = s.recv(4096).split(b"\r\n", 1)[0].decode(errors="replace")
+sent, chunk = 0, b"a" * 65536
+try:
+    while sent < (64 << 20):
+        s.sendall(chunk)
+        sent += len(chunk)
+    print(head, "server kept reading")
+except OSError:
+    print(head, "server closed")
+PY
+)
+expect_eq "huge body sent on: 413, then the connection is closed" "HTTP/1.1 413 server closed" "$(printf %s "$sender" | sed "s/ Payload Too Large//; s/ Content Too Large//")"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 -u "alice:$PW_ALICE" "$LISTENER_URL$API")
+expect_eq "the only worker is free again" 200 "$code"
 
 # No secret reached the access log (nor its base64 form).
 for secret in "$PW_ALICE" "$PW_BOB" "$PW_BOB_NEW" "$PW_CAROL" "$PW_DAVE" "$TOKEN_A" "$TOKEN_B" "$padded"; do

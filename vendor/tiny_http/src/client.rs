@@ -259,6 +259,17 @@ impl Iterator for ClientConnection {
                 _ => (),
             };
 
+            // clamscanner patch: a body larger than DRAIN_LIMIT, or of unknown length, is not
+            // drained after the answer (a client could keep a worker busy for as long as it
+            // cares to send); the connection ends with this request instead.
+            let chunked = rq
+                .headers()
+                .iter()
+                .any(|h| h.field.equiv("Transfer-Encoding"));
+            if chunked || rq.body_length().map_or(false, |n| n > crate::DRAIN_LIMIT) {
+                self.no_more_requests = true;
+            }
+
             // returning the request
             return Some(rq);
         }

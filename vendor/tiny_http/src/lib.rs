@@ -188,6 +188,10 @@ pub struct SslConfig {
     pub private_key: Vec<u8>,
 }
 
+/// clamscanner patch: the largest unread request body still drained to keep a connection
+/// alive; a larger one closes the connection after its answer.
+pub(crate) const DRAIN_LIMIT: usize = 64 * 1024;
+
 /// clamscanner patch: the longest one socket read or write may block.
 const SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 

@@ -67,6 +67,10 @@ where
         // clamscanner patch: drain through a fixed-size buffer. Upstream allocated
         // `vec![0; remaining]`, so a request declaring `Content-Length: 10^12` aborted the
         // whole process when its unread body was dropped.
+        // Bodies over DRAIN_LIMIT end their connection (see client.rs): nothing to keep in step.
+        if self.size > crate::DRAIN_LIMIT {
+            return;
+        }
         let mut remaining_to_read = self.size;
         let mut buf = [0u8; 8192];
 
