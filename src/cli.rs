@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use crate::account::Homes;
-use crate::config::{self, Flag, Flags};
+use crate::config::{self, Flags};
 use crate::envelope::Form;
 use crate::handler::{FrontEnd, Service};
 use crate::pretty::Pretty;
@@ -47,11 +47,7 @@ fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
     let mut user: Option<String> = None;
     let mut pretty = false;
     let mut flags = Flags::new(args);
-    loop {
-        let (name, inline) = match flags.next_flag()? {
-            Flag::End => break,
-            Flag::Named(name, inline) => (name, inline),
-        };
+    while let Some((name, inline)) = flags.next_flag() {
         match name.as_str() {
             "help" | "h" => {
                 println!("{USAGE}");

@@ -45,12 +45,6 @@ pub struct Flags {
     pub positional: Vec<OsString>,
 }
 
-pub enum Flag {
-    /// A flag name (without `--`) and, for `--name=value`, its inline value.
-    Named(String, Option<OsString>),
-    End,
-}
-
 impl Flags {
     pub fn new(args: Vec<OsString>) -> Flags {
         Flags {
@@ -59,25 +53,26 @@ impl Flags {
         }
     }
 
-    /// The next flag; positional arguments are collected on the way.
-    pub fn next_flag(&mut self) -> Result<Flag, String> {
+    /// The next flag's name (without dashes) and, for `--name=value`, its inline value;
+    /// positional arguments are collected on the way. None at the end.
+    pub fn next_flag(&mut self) -> Option<(String, Option<OsString>)> {
         for arg in self.args.by_ref() {
             let Some(text) = arg.to_str() else {
                 self.positional.push(arg);
                 continue;
             };
             if let Some(name) = text.strip_prefix("--") {
-                return Ok(match name.split_once('=') {
-                    Some((name, value)) => Flag::Named(name.to_string(), Some(value.into())),
-                    None => Flag::Named(name.to_string(), None),
+                return Some(match name.split_once('=') {
+                    Some((name, value)) => (name.to_string(), Some(value.into())),
+                    None => (name.to_string(), None),
                 });
             }
             if text.starts_with('-') && text.len() > 1 {
-                return Ok(Flag::Named(text.trim_start_matches('-').to_string(), None));
+                return Some((text.trim_start_matches('-').to_string(), None));
             }
             self.positional.push(arg);
         }
-        Ok(Flag::End)
+        None
     }
 
     /// The value of the flag just read: inline, or the next argument.
@@ -99,6 +94,46 @@ mod tests {
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
         from_env(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn flags() {
+        let args = [
+            "--user=demo",
+            "ClamScanner",
+            "--home-root",
+            "/h",
+            "-V",
+            "last_id=3",
+        ];
+        let mut flags = Flags::new(args.iter().map(OsString::from).collect());
+        let mut seen = Vec::new();
+        while let Some((name, inline)) = flags.next_flag() {
+            let value = if name == "home-root" {
+                flags.value(&name, inline).ok()
+            } else {
+                inline
+            };
+            seen.push((name, value));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                ("user".into(), Some("demo".into())),
+                ("home-root".into(), Some("/h".into())),
+                ("V".into(), None),
+            ]
+        );
+        assert_eq!(
+            flags.positional,
+            vec![OsString::from("ClamScanner"), "last_id=3".into()]
+        );
+        let mut last = Flags::new(vec!["--listen".into()]);
+        let (name, inline) = last.next_flag().unwrap_or_default();
+        assert!(
+            last.value(&name, inline).is_err(),
+            "a flag at the end has no value"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use crate::account::is_valid_user_name;
 use crate::auth::MAX_COST;
-use crate::config::{Flag, Flags};
+use crate::config::Flags;
 
 const USAGE: &str = "usage: printf '%s\\n' PASSWORD | clamscanner htpasswd [--cost 4-14] USER";
 
@@ -28,10 +28,9 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 fn run(args: Vec<OsString>) -> Result<String, String> {
     let mut cost = 10;
     let mut flags = Flags::new(args);
-    loop {
-        match flags.next_flag()? {
-            Flag::End => break,
-            Flag::Named(name, inline) if name == "cost" => {
+    while let Some((name, inline)) = flags.next_flag() {
+        match name.as_str() {
+            "cost" => {
                 let value = flags.value(&name, inline)?;
                 cost = value
                     .to_str()
@@ -39,7 +38,7 @@ fn run(args: Vec<OsString>) -> Result<String, String> {
                     .filter(|c| (4..=MAX_COST).contains(c))
                     .ok_or_else(|| format!("--cost must be a number from 4 to {MAX_COST}"))?;
             }
-            Flag::Named(name, _) => return Err(format!("unknown option --{name}")),
+            _ => return Err(format!("unknown option --{name}")),
         }
     }
     let [user] = flags.positional.as_slice() else {

@@ -17,7 +17,7 @@ use std::thread;
 use std::time::Instant;
 
 use crate::account::Homes;
-use crate::config::{self, Flag, Flags};
+use crate::config::{self, Flags};
 use crate::handler::{self, FrontEnd, Service};
 use crate::request::{self, Body, Credentials, Method, Request};
 use crate::response::BodyReader;
@@ -81,11 +81,7 @@ fn parse(args: Vec<OsString>) -> Result<Parsed, String> {
         allow_remote: false,
     };
     let mut flags = Flags::new(args);
-    loop {
-        let (name, inline) = match flags.next_flag()? {
-            Flag::End => break,
-            Flag::Named(name, inline) => (name, inline),
-        };
+    while let Some((name, inline)) = flags.next_flag() {
         match name.as_str() {
             "help" | "h" => return Ok(Parsed::Help),
             "version" | "V" => return Ok(Parsed::Version),
