@@ -287,39 +287,37 @@ impl<'a> Parser<'a> {
     }
 
     /// Moves past bytes that need no attention inside a string: anything but `"`, `\\` and
-    /// control characters. Eight bytes at a time, because file names and messages are most of
+    /// control characters. Sixteen bytes at a time, because file names and messages are most of
     /// a log's bytes and this loop is where a full read spends its time.
     fn skip_plain(&mut self) {
-        const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-        const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-        const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
-        const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
-        const SPACES: u64 = u64::from_ne_bytes([0x20; 8]);
-        let mut words = self.s[self.i..].chunks_exact(8);
-        for word in words.by_ref() {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(word);
-            let w = u64::from_le_bytes(bytes);
-            self.high |= w;
-            let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-            // Flags each byte equal to `"` or `\\`, or below 0x20. A flag can be wrong only
-            // above a right one (borrows run upwards), so the lowest flag is always right.
-            let stops = zero_in(w ^ QUOTES)
-                | zero_in(w ^ BACKSLASHES)
-                | (w.wrapping_sub(SPACES) & !w & HIGHS);
-            if stops != 0 {
-                self.i += (stops.trailing_zeros() / 8) as usize;
+        let (mut i, mut high) = (self.i, 0u64);
+        let rest = &self.s[i..];
+        let mut pairs = rest.chunks_exact(16);
+        for pair in pairs.by_ref() {
+            let (a, b) = (word(&pair[..8]), word(&pair[8..]));
+            high |= a | b;
+            let (stop_a, stop_b) = (stops(a), stops(b));
+            if stop_a | stop_b != 0 {
+                i += if stop_a != 0 {
+                    (stop_a.trailing_zeros() / 8) as usize
+                } else {
+                    8 + (stop_b.trailing_zeros() / 8) as usize
+                };
+                self.i = i;
+                self.high |= high;
                 return;
             }
-            self.i += 8;
+            i += 16;
         }
-        while let Some(&b) = self.s.get(self.i) {
+        for &b in pairs.remainder() {
             if b == b'"' || b == b'\\' || b < 0x20 {
-                return;
+                break;
             }
-            self.high |= u64::from(b);
-            self.i += 1;
+            high |= u64::from(b);
+            i += 1;
         }
+        self.i = i;
+        self.high |= high;
     }
 
     /// A string at the cursor; returns its content range and whether it holds escapes.
@@ -375,6 +373,26 @@ impl<'a> Parser<'a> {
         self.i += 4;
         Some(v)
     }
+}
+
+/// Eight bytes as one little-endian word (`bytes` is exactly eight long).
+fn word(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(bytes);
+    u64::from_le_bytes(w)
+}
+
+/// Flags (0x80) each byte of `w` that ends a run of plain string bytes: `"`, `\\`, or below
+/// 0x20. A flag can be wrong only above a right one (borrows run upwards), so the lowest flag
+/// is always right, which is all the caller uses.
+fn stops(w: u64) -> u64 {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+    const SPACES: u64 = u64::from_ne_bytes([0x20; 8]);
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    zero_in(w ^ QUOTES) | zero_in(w ^ BACKSLASHES) | (w.wrapping_sub(SPACES) & !w & HIGHS)
 }
 
 /// Unescapes a short, already validated JSON string body into `out`; None when it does not fit
