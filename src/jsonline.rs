@@ -190,8 +190,21 @@ impl<'a> Parser<'a> {
         Some(unescape_short(raw, &mut buf).is_some_and(|n| &buf[..n] == b"done"))
     }
 
-    /// Any JSON value; iterative so that nesting cannot exhaust the stack.
+    /// Any JSON value. Scalars (nearly every value in a log) are read directly; containers go
+    /// through [`Parser::nested`].
     fn value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b'{' | b'[' => self.nested(),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    /// An object or array; iterative so that nesting cannot exhaust the stack.
+    fn nested(&mut self) -> Option<()> {
         // Each byte is the closer we expect: b'}' or b']'.
         let mut stack = [0u8; MAX_DEPTH];
         let mut depth = 0usize;

@@ -293,26 +293,9 @@ fn find_newline(file: &File, from: u64, end: u64) -> io::Result<Option<u64>> {
     Ok(None)
 }
 
-/// Position of the first `\n`, eight bytes at a time.
+/// Position of the first `\n`.
 pub fn memchr_newline(hay: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
-    let mut words = hay.chunks_exact(8);
-    let mut skipped = 0;
-    for word in words.by_ref() {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        let x = u64::from_ne_bytes(bytes) ^ NEWLINES;
-        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
-            break;
-        }
-        skipped += 8;
-    }
-    hay[skipped..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map(|k| k + skipped)
+    crate::sys::find_byte(hay, b'\n')
 }
 
 #[cfg(test)]

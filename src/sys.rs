@@ -1,7 +1,9 @@
-//! The only module that calls libc directly: the account database and `openat`.
+//! The only module that calls libc directly: the account database, `openat` and `memchr`.
 //!
 //! The standard library has neither `getpwnam_r` nor `openat`, and opening the account's files
 //! relative to an already opened home directory is what makes the ownership check race-free.
+//! `memchr` is here because the C library's vectorised version finds line ends several times
+//! faster than portable code, and every byte of a full read goes through it.
 
 use std::ffi::CStr;
 use std::fs::File;
@@ -96,4 +98,20 @@ pub fn open_in_dir(dir: &File, name: &CStr) -> io::Result<File> {
     }
     // SAFETY: `fd` was just returned by openat, is valid, and nothing else owns it.
     Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Position of the first `needle` in `hay`, through the C library's vectorised `memchr`
+/// (several times faster than any portable loop; every log byte passes through it).
+pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    if hay.is_empty() {
+        return None;
+    }
+    // SAFETY: the pointer and length describe one live, initialised slice; memchr reads
+    // only within it and returns null or a pointer into it.
+    let found = unsafe { libc::memchr(hay.as_ptr().cast(), i32::from(needle), hay.len()) };
+    if found.is_null() {
+        None
+    } else {
+        Some(found as usize - hay.as_ptr() as usize)
+    }
 }
