@@ -13,8 +13,8 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 
 use crate::account::{Account, LOG_NAME, STATE_NAME};
-use crate::jsonline::{self, Line};
-use crate::logfile::{self, Item, Lines, Snapshot};
+use crate::logfile::{self, Snapshot};
+pub use crate::records::{push_as_utf8, RecordStream};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -59,7 +59,7 @@ pub fn check(account: &Account, last_id: u128) -> Result<Answer, String> {
     let mut records = None;
     let mut status = None;
     if let Some(file) = log {
-        let found = read_log(file, last_id, logfile::BISECT_WINDOW).map_err(|e| refused(&e))?;
+        let found = read_log(file, last_id, Tuning::default()).map_err(|e| refused(&e))?;
         status = found.status;
         warnings.extend(found.warning);
         records = Some(found.records);
@@ -84,9 +84,30 @@ pub struct LogAnswer {
     pub records: RecordStream,
 }
 
-/// Settles the answer from an opened log. `window`: below this many bytes the log is scanned
-/// instead of bisected (a parameter so that tests can force either path on any log).
-pub fn read_log(file: File, last_id: u128, window: u64) -> io::Result<LogAnswer> {
+/// Sizes that choose between equivalent ways of reading; parameters so that tests can force
+/// each way on small logs.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// Below this many bytes the log is scanned instead of bisected.
+    pub bisect_window: u64,
+    /// From this many bytes on, records are classified on several cores...
+    pub parallel_from: u64,
+    /// ...in runs of about this many bytes.
+    pub run_bytes: u64,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            bisect_window: logfile::BISECT_WINDOW,
+            parallel_from: crate::records::PARALLEL_FROM,
+            run_bytes: crate::fanout::RUN_BYTES,
+        }
+    }
+}
+
+/// Settles the answer from an opened log.
+pub fn read_log(file: File, last_id: u128, tuning: Tuning) -> io::Result<LogAnswer> {
     let snap = Snapshot::take(&file)?;
     let mut effective = last_id;
     let mut status = None;
@@ -105,11 +126,18 @@ pub fn read_log(file: File, last_id: u128, window: u64) -> io::Result<LogAnswer>
             effective = 0;
         }
     }
-    let from = logfile::resume_point(&file, snap, effective, window)?;
+    let from = logfile::resume_point(&file, snap, effective, tuning.bisect_window)?;
     Ok(LogAnswer {
         status,
         warning,
-        records: RecordStream::new(file, snap, from, effective),
+        records: RecordStream::with_tuning(
+            file,
+            snap,
+            from,
+            effective,
+            tuning.parallel_from,
+            tuning.run_bytes,
+        ),
     })
 }
 
@@ -140,146 +168,4 @@ fn state_file_status(account: &Account, warnings: &mut Vec<String>) -> Result<St
             Status::None
         }
     })
-}
-
-/// Streams the records after `last_id`, converted to valid UTF-8, comma-separated.
-pub struct RecordStream {
-    lines: Lines<File>,
-    last_id: u128,
-    emitted: u64,
-    /// Id of the record most recently passed, emitted or not.
-    previous_id: Option<u64>,
-    malformed: u64,
-    /// `previous_id` when the first counted malformed line was met.
-    malformed_after: Option<u64>,
-}
-
-impl RecordStream {
-    fn new(file: File, snap: Snapshot, from: u64, last_id: u128) -> Self {
-        RecordStream {
-            lines: Lines::new(file, from, snap.end),
-            last_id,
-            emitted: 0,
-            previous_id: None,
-            malformed: 0,
-            malformed_after: None,
-        }
-    }
-
-    /// Appends records to `out` until it holds at least `want` bytes; false once the stream ends.
-    pub fn fill(&mut self, out: &mut Vec<u8>, want: usize) -> io::Result<bool> {
-        while out.len() < want {
-            let Some(item) = self.lines.next_line()? else {
-                return Ok(false);
-            };
-            let line = match item {
-                Item::Line(text) => logfile::strip_cr(text),
-                Item::TooLong => {
-                    note_malformed(
-                        &mut self.malformed,
-                        &mut self.malformed_after,
-                        self.previous_id,
-                    );
-                    continue;
-                }
-            };
-            let (verdict, ascii) = jsonline::classify_noting_ascii(line);
-            match verdict {
-                Line::Blank => {}
-                Line::Malformed => {
-                    note_malformed(
-                        &mut self.malformed,
-                        &mut self.malformed_after,
-                        self.previous_id,
-                    );
-                }
-                Line::Record { id, .. } if u128::from(id) <= self.last_id => {
-                    // Lines before the client's position are not examined (SPEC §3): forget
-                    // what was counted before this record, unless records were already sent
-                    // (then ids went backwards, and the order is unspecified anyway).
-                    if self.emitted == 0 {
-                        self.malformed = 0;
-                        self.malformed_after = None;
-                    }
-                    self.previous_id = Some(id);
-                }
-                Line::Record { id, .. } => {
-                    if self.emitted > 0 {
-                        out.push(b',');
-                    }
-                    if ascii {
-                        out.extend_from_slice(line);
-                    } else {
-                        push_as_utf8(out, line);
-                    }
-                    self.emitted += 1;
-                    self.previous_id = Some(id);
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    pub fn emitted(&self) -> u64 {
-        self.emitted
-    }
-
-    /// Malformed lines counted so far, and the id of the record before the first of them.
-    pub fn malformed(&self) -> (u64, Option<u64>) {
-        (self.malformed, self.malformed_after)
-    }
-
-    /// The warning about skipped lines, once the stream has ended.
-    pub fn warning(&self) -> Option<String> {
-        if self.malformed == 0 {
-            return None;
-        }
-        let lines = if self.malformed == 1 {
-            "line in the log was"
-        } else {
-            "lines in the log were"
-        };
-        let place = match self.malformed_after {
-            Some(id) => format!("after the record with id {id}"),
-            None => "at the start of the log".to_string(),
-        };
-        Some(format!(
-            "{} malformed {lines} skipped, the first {place}.",
-            self.malformed
-        ))
-    }
-}
-
-fn note_malformed(count: &mut u64, after: &mut Option<u64>, previous: Option<u64>) {
-    if *count == 0 {
-        *after = previous;
-    }
-    *count += 1;
-}
-
-/// Copies `bytes`, turning each byte that is not part of valid UTF-8 into the character of the
-/// same number (U+0080..U+00FF), so the answer stays valid UTF-8 JSON and no record is lost.
-pub fn push_as_utf8(out: &mut Vec<u8>, bytes: &[u8]) {
-    if bytes.is_ascii() || std::str::from_utf8(bytes).is_ok() {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    for chunk in bytes.utf8_chunks() {
-        out.extend_from_slice(chunk.valid().as_bytes());
-        for &b in chunk.invalid() {
-            out.extend_from_slice(&[0xC0 | (b >> 6), 0x80 | (b & 0x3F)]);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn invalid_bytes_become_latin1_characters() {
-        let mut out = Vec::new();
-        push_as_utf8(&mut out, b"caf\xe9 \xff ok \xc3\xa9");
-        assert_eq!(String::from_utf8(out).ok().as_deref(), Some("café ÿ ok é"));
-    }
 }

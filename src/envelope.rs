@@ -44,7 +44,7 @@ enum Content {
         log_path: String,
         status: Status,
         warnings: Vec<String>,
-        records: Option<RecordStream>,
+        records: Option<Box<RecordStream>>,
         errors: Vec<String>,
     },
     Failure(Vec<String>),
@@ -66,7 +66,7 @@ impl JsonBody {
                 log_path: lossless_string(answer.log_path.as_os_str()),
                 status: answer.status,
                 warnings: answer.warnings,
-                records: answer.records,
+                records: answer.records.map(Box::new),
                 errors: Vec::new(),
             },
         }
@@ -142,7 +142,7 @@ impl JsonBody {
                 out.extend_from_slice(br#","messages":null,"metadata":{},"status":"#);
                 out.push(if errors.is_empty() { b'1' } else { b'0' });
                 out.extend_from_slice(br#","warnings":"#);
-                if let Some(w) = records.as_ref().and_then(RecordStream::warning) {
+                if let Some(w) = records.as_ref().and_then(|r| r.warning()) {
                     warnings.push(w);
                 }
                 push_string_list(out, warnings);

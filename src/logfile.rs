@@ -113,7 +113,7 @@ pub fn resume_point(file: &File, snap: Snapshot, last_id: u128, window: u64) -> 
 }
 
 /// The first line start at or after `x`.
-fn next_line_start(file: &File, snap: Snapshot, x: u64) -> io::Result<u64> {
+pub fn next_line_start(file: &File, snap: Snapshot, x: u64) -> io::Result<u64> {
     if x <= snap.start {
         return Ok(snap.start);
     }
@@ -174,6 +174,20 @@ impl<F: std::borrow::Borrow<File>> Lines<F> {
             chunk: FIRST_READ / 2,
             scanned: 0,
         }
+    }
+
+    /// [`Lines::new`] reusing `buf`'s allocation (see [`Lines::into_buffer`]).
+    pub fn with_buffer(file: F, pos: u64, end: u64, mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        Lines {
+            buf,
+            ..Lines::new(file, pos, end)
+        }
+    }
+
+    /// Gives the buffer back for the next reader.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
     }
 
     pub fn next_line(&mut self) -> io::Result<Option<Item<'_>>> {

@@ -1,5 +1,5 @@
-//! The bisecting reader against a plain full scan and against an independent oracle built on
-//! serde_json, on thousands of generated logs: torn tails, blank lines, CRLF, malformed lines,
+//! The bisecting reader, and the reader that classifies runs on several cores, against a plain
+//! full scan and against an independent oracle built on serde_json, on thousands of generated logs: torn tails, blank lines, CRLF, malformed lines,
 //! lines over 1 MiB, non-UTF-8 bytes, a byte-order mark, gaps in ids, and every `last_id` from
 //! 0 to past the end. Deterministic (a fixed-seed generator), so a failure is reproducible.
 
@@ -7,8 +7,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clamscanner::disinfection::{self, push_as_utf8, Status};
-use clamscanner::logfile::{BISECT_WINDOW, MAX_LINE};
+use clamscanner::disinfection::{self, push_as_utf8, Status, Tuning};
+use clamscanner::logfile::MAX_LINE;
 
 struct Rng(u64);
 
@@ -113,7 +113,7 @@ fn generate(rng: &mut Rng) -> Vec<u8> {
     log
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Outcome {
     /// Id of the log's last record (0 when none); oracle only.
     last_id: u128,
@@ -124,9 +124,9 @@ struct Outcome {
     warning: Option<String>,
 }
 
-fn run_reader(path: &PathBuf, last_id: u128, window: u64) -> Outcome {
+fn run_reader(path: &PathBuf, last_id: u128, tuning: Tuning) -> Outcome {
     let file = File::open(path).expect("the test log opens");
-    let found = disinfection::read_log(file, last_id, window).expect("the test log reads");
+    let found = disinfection::read_log(file, last_id, tuning).expect("the test log reads");
     let mut records = found.records;
     let mut details = Vec::new();
     while records
@@ -233,12 +233,17 @@ fn oracle(lines: &[L], last_id: u128) -> Outcome {
 }
 
 #[test]
-fn bisecting_reader_equals_full_scan_and_oracle() {
+fn every_reader_equals_full_scan_and_oracle() {
     let dir = std::env::temp_dir().join(format!("clamscanner-equivalence-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("log");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut compared = 0u64;
+    let one_pass = Tuning {
+        bisect_window: u64::MAX,
+        parallel_from: u64::MAX,
+        ..Tuning::default()
+    };
     for _ in 0..2000 {
         let log = generate(&mut rng);
         File::create(&path)
@@ -247,16 +252,53 @@ fn bisecting_reader_equals_full_scan_and_oracle() {
         let lines = parse_lines(&log);
         let max_id = oracle(&lines, 0).last_id;
         for last_id in (0..=max_id + 2).chain([u128::from(u64::MAX), u128::from(u64::MAX) + 1]) {
-            let scan = run_reader(&path, last_id, u64::MAX);
-            let bisect = run_reader(&path, last_id, 1);
-            let default = run_reader(&path, last_id, BISECT_WINDOW);
-            assert_eq!(
-                scan,
-                bisect,
-                "last_id {last_id}, log {:?}",
-                String::from_utf8_lossy(&log)
+            let scan = run_reader(&path, last_id, one_pass);
+            let bisect = run_reader(
+                &path,
+                last_id,
+                Tuning {
+                    bisect_window: 1,
+                    ..one_pass
+                },
             );
-            assert_eq!(scan, default, "last_id {last_id}");
+            let default = run_reader(&path, last_id, Tuning::default());
+            // Runs of a few lines each, classified on several cores and merged in order.
+            let runs = Tuning {
+                parallel_from: 0,
+                // Tiny runs for ordinary logs; a run smaller than a 1 MiB line would make every
+                // boundary inside it search to its end.
+                run_bytes: if log.len() > 100_000 {
+                    300_000
+                } else {
+                    1 + rng.below(400)
+                },
+                ..Tuning::default()
+            };
+            // Every fourth position and the end (each of these reads starts threads).
+            let sampled = last_id % 4 == 0 || last_id >= max_id;
+            let bisecting_runs = Tuning {
+                bisect_window: 1,
+                ..runs
+            };
+            let (parallel, parallel_bisect) = if sampled {
+                (
+                    run_reader(&path, last_id, runs),
+                    run_reader(&path, last_id, bisecting_runs),
+                )
+            } else {
+                (scan.clone(), scan.clone())
+            };
+            let context = || {
+                format!(
+                    "last_id {last_id}, runs of {} bytes, log {:?}",
+                    runs.run_bytes,
+                    String::from_utf8_lossy(&log)
+                )
+            };
+            assert_eq!(scan, bisect, "{}", context());
+            assert_eq!(scan, default, "{}", context());
+            assert_eq!(scan, parallel, "{}", context());
+            assert_eq!(scan, parallel_bisect, "{}", context());
             let expected = oracle(&lines, last_id);
             assert_eq!(
                 (&scan.status, scan.restarted, &scan.details, scan.malformed),

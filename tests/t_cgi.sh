@@ -121,6 +121,35 @@ b=$(body_of "$(ask REMOTE_USER=latin)")
 check "answer is valid JSON" is_json "$b"
 expect_jq "0xE9 read as U+00E9" "$b" '.result.data.details[0].file' "café.php"
 
+echo "-- a log large enough to be classified on several cores"
+make_account "$H" big   # over 8 MiB: the answer is classified in runs on every core
+BL=$H/big/$LOG_NAME
+python3 "$SHARED/bench/genlog.py" "$BL" 80000 --seed 11 --done --no-state --latin1-frac 0.01
+printf 'not json\n' >> "$BL"
+python3 "$SHARED/bench/genlog.py" "$WORK/tail.log" 1 --seed 12 --running --no-state
+sed 's/"id":1}/"id":80001}/' "$WORK/tail.log" >> "$BL"
+ask REMOTE_USER=big > "$WORK/big.out"
+verdict=$(python3 - "$BL" "$WORK/big.out" <<'PY'
+import json, sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")[:-1]
+body = open(sys.argv[2], "rb").read().split(b"\r\n\r\n", 1)[1]
+start = body.index(b'"details":[') + len(b'"details":[')
+end = body.index(b'],"log":')
+got = body[start:end]
+def mapped(raw):  # the answer's mapping of bytes that are not UTF-8 to U+0080..U+00FF
+    out = bytearray()
+    text = raw.decode("utf-8", errors="surrogateescape")
+    for ch in text:
+        o = ord(ch)
+        out += (chr(o - 0xDC00) if 0xDC80 <= o <= 0xDCFF else ch).encode("utf-8")
+    return bytes(out)
+want = b",".join(mapped(l) for l in lines if l != b"not json")
+doc = json.loads(body)
+print("same" if got == want else "different", len(doc["result"]["data"]["details"]), doc["result"]["data"]["status"], doc["result"]["warnings"])
+PY
+)
+expect_eq "11 MB log: every record, byte for byte, in order" "same 80001 running ['1 malformed line in the log was skipped, the first after the record with id 80000.']" "$verdict"
+
 echo "-- flat envelope and configuration errors"
 b=$(body_of "$(ask CLAMSCANNER_ENVELOPE=flat QUERY_STRING=last_id=9)")
 expect_jq "flat: the result object alone" "$b" '[keys[]] | join(",")' "data,errors,messages,metadata,status,warnings"
