@@ -2,13 +2,15 @@
 //! The log reader (`logfile`) over a real file built from the input: records with increasing
 //! ids (some with gaps, some `done`, some CRLF), malformed and blank lines, an optional BOM, an
 //! optional torn last line, and (rarely) one line at the 1 MiB limit. Checks the snapshot, the
-//! forward line reader, the last record and the bisection for `last_id` against plain scans.
+//! forward line reader, the last record and the bisection for `last_id` against plain scans,
+//! and the whole answer read in one pass against the same read in runs on several cores.
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
+use clamscanner::disinfection::{read_log, Tuning};
 use clamscanner::jsonline::{classify, Line};
 use clamscanner::logfile::{last_record, resume_point, strip_cr, Item, Lines, Snapshot, MAX_LINE};
 use libfuzzer_sys::fuzz_target;
@@ -153,5 +155,19 @@ fuzz_target!(|data: &[u8]| {
         if first_new > 0 {
             assert!(at <= records[first_new - 1].0, "past the record before it");
         }
+    }
+
+    // The whole answer: one pass against runs classified on several cores and merged.
+    if !long_line {
+        let one_pass = Tuning { parallel_from: u64::MAX, ..Tuning::default() };
+        let runs = Tuning { parallel_from: 0, run_bytes: u64::from(window) + 1, ..Tuning::default() };
+        let answer = |tuning| {
+            let found = read_log(file.try_clone().unwrap(), last_id, tuning).unwrap();
+            let mut records = found.records;
+            let mut details = Vec::new();
+            while records.fill(&mut details, 1 << 16).unwrap() {}
+            (found.status, found.warning, details, records.malformed())
+        };
+        assert_eq!(answer(one_pass), answer(runs), "runs of {} bytes", runs.run_bytes);
     }
 });
