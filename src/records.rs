@@ -207,10 +207,6 @@ impl RecordStream {
         }
     }
 
-    pub fn emitted(&self) -> u64 {
-        self.tally.emitted
-    }
-
     /// Malformed lines counted (once the stream has ended), and the id of the record before
     /// the first of them.
     pub fn malformed(&self) -> (u64, Option<u64>) {
