@@ -241,6 +241,25 @@ struct Cache {
     entries: HashMap<(Scheme, String), (u64, Instant)>,
 }
 
+impl Cache {
+    /// True when `secret` passed for `key` less than [`CACHE_TTL`] ago.
+    fn remembers(&self, key: &(Scheme, String), secret: &str) -> bool {
+        let digest = self.keyer.hash_one((&key.1, secret));
+        self.entries
+            .get(key)
+            .is_some_and(|(known, until)| *known == digest && Instant::now() < *until)
+    }
+
+    fn remember(&mut self, key: (Scheme, String), secret: &str) {
+        if self.entries.len() >= CACHE_MAX_ENTRIES {
+            self.entries.clear();
+        }
+        let digest = self.keyer.hash_one((&key.1, secret));
+        self.entries
+            .insert(key, (digest, Instant::now() + CACHE_TTL));
+    }
+}
+
 /// How a successful check was made (for the access log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verified {
@@ -312,13 +331,18 @@ impl Authenticator {
         user: &str,
         secret: &str,
     ) -> Result<Verified, Refusal> {
+        let key = (scheme, user.to_string());
         // Take what we need from the file under the lock; bcrypt runs without it.
         let (hashes, dummy_cost) = {
             let mut store = lock(store);
             let changed = store.refresh().map_err(Refusal::StoreUnreadable)?;
-            if changed {
-                if let Some(cache) = &self.cache {
-                    lock(cache).entries.clear();
+            if let Some(cache) = &self.cache {
+                let mut cache = lock(cache);
+                if changed {
+                    cache.entries.clear();
+                }
+                if cache.remembers(&key, secret) {
+                    return Ok(Verified::Cache);
                 }
             }
             match &store.loaded {
@@ -329,16 +353,6 @@ impl Authenticator {
                 None => (Vec::new(), 10),
             }
         };
-        let key = (scheme, user.to_string());
-        if let Some(cache) = &self.cache {
-            let cache = lock(cache);
-            let digest = cache.keyer.hash_one((user, secret));
-            if let Some((known, until)) = cache.entries.get(&key) {
-                if *known == digest && Instant::now() < *until {
-                    return Ok(Verified::Cache);
-                }
-            }
-        }
         if hashes.is_empty() {
             // Same work as a real verify, so unknown users are not told apart by timing.
             let _ = std::hint::black_box(bcrypt::hash_with_salt(secret, dummy_cost, [0u8; 16]));
@@ -353,14 +367,7 @@ impl Authenticator {
             return Err(Refusal::Wrong);
         }
         if let Some(cache) = &self.cache {
-            let mut cache = lock(cache);
-            if cache.entries.len() >= CACHE_MAX_ENTRIES {
-                cache.entries.clear();
-            }
-            let digest = cache.keyer.hash_one((user, secret));
-            cache
-                .entries
-                .insert(key, (digest, Instant::now() + CACHE_TTL));
+            lock(cache).remember(key, secret);
         }
         Ok(Verified::Bcrypt)
     }

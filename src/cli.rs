@@ -54,7 +54,7 @@ fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
                 return Ok(ExitCode::SUCCESS);
             }
             "version" | "V" => {
-                println!("clamscanner {}", env!("CARGO_PKG_VERSION"));
+                println!("{}", crate::VERSION_LINE);
                 return Ok(ExitCode::SUCCESS);
             }
             "user" => user = Some(text(flags.value(&name, inline)?, "--user")?),

@@ -25,3 +25,6 @@ pub mod request;
 pub mod response;
 pub mod serve;
 mod sys;
+
+/// What `--version` prints, for every subcommand.
+pub const VERSION_LINE: &str = concat!("clamscanner ", env!("CARGO_PKG_VERSION"));

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("--version" | "-V") => {
-            println!("clamscanner {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", clamscanner::VERSION_LINE);
             ExitCode::SUCCESS
         }
         _ => {

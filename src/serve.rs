@@ -50,7 +50,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Version) => {
-            println!("clamscanner {}", env!("CARGO_PKG_VERSION"));
+            println!("{}", crate::VERSION_LINE);
             return ExitCode::SUCCESS;
         }
         Err(problem) => {
