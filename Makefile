@@ -36,6 +36,11 @@ test: build
 bench: release
 	bash bench/run.sh
 
+# Known vs unknown users, both schemes, CGI and listener: medians must be within 10% (README "Security").
+.PHONY: bench-auth
+bench-auth: release
+	python3 bench/auth_timing.py $(BIN_RELEASE)
+
 contract: build
 	bash tests/contract.sh
 
