@@ -653,7 +653,8 @@ impl Generator {
             f.extend_from_slice(format!("_{:x}", rng.below(0xFF_FFFF)).as_bytes());
         }
         if rng.chance(80) {
-            f.extend_from_slice(*rng.pick(RAW_BYTES));
+            let raw: &&[u8] = rng.pick(RAW_BYTES);
+            f.extend_from_slice(raw);
         }
         f.extend_from_slice(rng.pick(EXTS).as_bytes());
         f
@@ -987,8 +988,9 @@ impl Player {
                 };
                 (size as usize).min(self.buf.len())
             };
+            let inside_line = self.buf.get(len.wrapping_sub(1)) != Some(&b'\n');
             self.write_out(len)?;
-            if !pause.is_zero() && self.buf.first().is_some() {
+            if !pause.is_zero() && inside_line {
                 std::thread::sleep(pause.mul_f64(self.rng.below(1000) as f64 / 1000.0));
             }
         }

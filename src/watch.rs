@@ -99,9 +99,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         Ok(Outcome::Succeeded) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
         Ok(Outcome::Interrupted) => ExitCode::from(130),
-        Err(WatchError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
-            ExitCode::SUCCESS
-        }
+        Err(WatchError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clamscanner watch: {e}");
             ExitCode::from(match e {
@@ -299,8 +297,7 @@ fn poll(
     each: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<PollEnd, PollError> {
     let account = Account::open(homes, user).map_err(|e| PollError::Refused(e.to_string()))?;
-    let answer =
-        disinfection::check(&account, u128::from(last_id)).map_err(PollError::Refused)?;
+    let answer = disinfection::check(&account, u128::from(last_id)).map_err(PollError::Refused)?;
     let mut end = PollEnd {
         status: answer.status,
         warnings: answer.warnings,
@@ -662,7 +659,9 @@ impl View {
         if self.records == 0 && self.waiting_for != Some(status) {
             self.waiting_for = Some(status);
             let text = match status {
-                Status::None => "waiting for a run to start (status none: no log and no state file yet)",
+                Status::None => {
+                    "waiting for a run to start (status none: no log and no state file yet)"
+                }
                 Status::Queued => "the run is queued; waiting for it to start",
                 _ => "the run is starting; waiting for its first record",
             };
@@ -785,7 +784,8 @@ mod tests {
         assert_eq!(f.state.as_deref(), Some("error"));
         assert_eq!(f.file.as_deref(), Some("a\"b\\c\u{e9}\u{1F4C4}\t"));
         assert_eq!(f.message.as_deref(), Some("m"));
-        let spaced = read_record(b" { \"id\" : 3 , \"type\" : \"done\" , \"a\":[1,{\"b\":\"]\"}] } ");
+        let spaced =
+            read_record(b" { \"id\" : 3 , \"type\" : \"done\" , \"a\":[1,{\"b\":\"]\"}] } ");
         assert_eq!(spaced.id, Some(3));
         assert_eq!(spaced.kind.as_deref(), Some("done"));
         // A lone surrogate and a high one followed by a non-low escape.
@@ -800,7 +800,16 @@ mod tests {
         for end in 0..=line.len() {
             let _ = read_record(&line[..end]);
         }
-        for junk in [&b""[..], b"[", b"{\"", b"{\"id\"", b"\"\\", b"{]}", b"nul", b"}"] {
+        for junk in [
+            &b""[..],
+            b"[",
+            b"{\"",
+            b"{\"id\"",
+            b"\"\\",
+            b"{]}",
+            b"nul",
+            b"}",
+        ] {
             let _ = read_record(junk);
             let _ = value_end(junk, 0);
         }
@@ -817,7 +826,11 @@ mod tests {
         })
         .unwrap_or(0);
         assert_eq!(ids, vec![Some(1), Some(2)]);
-        assert_eq!(&list[used..], br#"{"id":3"#, "the incomplete record is kept");
+        assert_eq!(
+            &list[used..],
+            br#"{"id":3"#,
+            "the incomplete record is kept"
+        );
     }
 
     #[test]

@@ -258,6 +258,7 @@ make_run_driver() {
   until moving "$url"; do [ "$SECONDS" -lt "$end" ] || return; sleep 0.05; done
   echo moving >"$WORK/run.moving"
   pgrep -f -- "--home-root $D/home" >"$WORK/run.pids"
+  ps -o args= -p "$(paste -sd, "$WORK/run.pids")" >"$WORK/run.args"
   printf '\003'
   until ! grep -q . <(for p in $(cat "$WORK/run.pids"); do kill -0 "$p" 2>/dev/null && echo "$p"; done); do
     [ "$SECONDS" -lt "$end" ] || return; sleep 0.05
@@ -270,7 +271,7 @@ expect_contains "make run: prints the curl line" \
   "127.0.0.1:$PORT/execute/ClamScanner/check_disinfection_status?last_id=95" "$(cat "$WORK/run.url" 2>/dev/null)"
 check "make run: the printed curl line answers a moving run" test -e "$WORK/run.moving"
 check "make run: the listener and the simulated run were running" \
-  test "$(ps -o args= -p "$(paste -sd, "$WORK/run.pids")" | grep -c '^[^ ]*clamscanner \(serve\|simulate\)')" -eq 2
+  test "$(grep -c '^[^ ]*clamscanner \(serve\|simulate\) ' "$WORK/run.args")" -eq 2
 left=$(for p in $(cat "$WORK/run.pids"); do kill -0 "$p" 2>/dev/null && echo "$p"; done)
 expect_eq "make run: Ctrl-C stops the listener and the simulated run" "" "$left"
 finish
