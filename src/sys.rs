@@ -1,4 +1,5 @@
-//! The only module that calls libc directly: the account database, `openat` and `memchr`.
+//! The only module that calls libc directly: the account database, `openat` and `memchr` (and,
+//! for `simulate` and `watch`, `renameat`, `unlinkat`, `fchown`, a SIGINT flag, the terminal width).
 //!
 //! The standard library has neither `getpwnam_r` nor `openat`, and opening the account's files
 //! relative to an already opened home directory is what makes the ownership check race-free.
