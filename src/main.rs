@@ -1,18 +1,20 @@
 //! Picks the front end; nothing else.
 //!
 //! Under a web server (`GATEWAY_INTERFACE` set) it is a CGI program and never looks at argv.
-//! Otherwise the first argument chooses: `serve` (the listener), `uapi` (the command line) or
-//! `htpasswd` (makes a credential line).
+//! Otherwise the first argument chooses: `serve` (the listener), `uapi` (the command line),
+//! `htpasswd` (makes a credential line), `simulate` (plays a run) or `watch` (follows one).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clamscanner::{cgi, cli, htpasswd, serve};
+use clamscanner::{cgi, cli, htpasswd, serve, simulate, watch};
 
 const USAGE: &str = "\
 usage: clamscanner serve --htpasswd FILE [options]   the HTTP listener (see `serve --help`)
        clamscanner uapi [options] ClamScanner check_disinfection_status [last_id=N]
        clamscanner htpasswd [--cost N] USER   (password on stdin; prints an htpasswd line)
+       clamscanner simulate --user NAME [--scenario NAME] [options]   plays a run into the files
+       clamscanner watch [--user=NAME] [options]   follows a run in the terminal
        (as a CGI program, the web server runs it with GATEWAY_INTERFACE set)";
 
 fn main() -> ExitCode {
@@ -29,6 +31,8 @@ fn main() -> ExitCode {
         Some("serve") => serve::main(args),
         Some("uapi") => cli::main(args),
         Some("htpasswd") => htpasswd::main(args),
+        Some("simulate") => simulate::main(args),
+        Some("watch") => watch::main(args),
         Some("--help" | "-h" | "help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
