@@ -46,7 +46,10 @@ pub enum AccountError {
     NoSuchAccount(String),
     Superuser(String),
     /// The home exists but this program's user may not search it (no `x` permission for it).
-    NotSearchable { name: String, uid: u32 },
+    NotSearchable {
+        name: String,
+        uid: u32,
+    },
     Unavailable(String, io::Error),
 }
 
@@ -278,12 +281,18 @@ mod tests {
         let account = Account::open(&homes, "alice").unwrap();
         // The `.` that proves search permission is not part of the home's name.
         assert_eq!(account.home, root.0.join("alice"));
-        assert_eq!(account.path_of(LOG_NAME), root.0.join("alice").join(LOG_NAME));
+        assert_eq!(
+            account.path_of(LOG_NAME),
+            root.0.join("alice").join(LOG_NAME)
+        );
         assert!(account.open_owned(LOG_NAME).unwrap().is_some());
         assert!(account.open_owned(STATE_NAME).unwrap().is_none());
         for missing in ["bob", "plainfile"] {
             assert!(
-                matches!(Account::open(&homes, missing), Err(AccountError::NoSuchAccount(_))),
+                matches!(
+                    Account::open(&homes, missing),
+                    Err(AccountError::NoSuchAccount(_))
+                ),
                 "{missing}"
             );
         }
