@@ -3,6 +3,10 @@
 //! As in Go's net/http/cgi, the request is built by one pure function from the environment (and
 //! stdin for a POST body), so it is tested with plain maps. argv is never read: Apache turns a
 //! query without `=` into arguments (the ISINDEX rule), which must not become flags.
+//!
+//! A bug must never reach the web server as output without a header block (Apache's "Premature
+//! end of script headers"): [`serve`] runs the handler it is given under a panic guard, as the
+//! listener does, and the program reports each panic on one line of stderr.
 
 use std::ffi::OsString;
 use std::fmt;
