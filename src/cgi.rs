@@ -368,15 +368,10 @@ mod tests {
 
     const CHILD: &str = "CLAMSCANNER_TEST_PANIC_CHILD";
 
-    /// Runs in a child process started by the test below (ignored otherwise): installs the
-    /// program's panic report, lets a handler panic where CHILD says, writes the CGI output to
-    /// the file CHILD names after the colon, and exits.
-    #[test]
-    #[ignore = "run by panics_reach_stderr_once_without_a_backtrace in a child process"]
-    fn panic_child() {
-        let Some(spec) = std::env::var_os(CHILD) else {
-            return;
-        };
+    /// The child process of the test below: installs the program's panic report, lets a handler
+    /// panic where `spec` says ("head" or "body"), writes the CGI output to the file named after
+    /// the colon, and exits without returning to the test harness.
+    fn panic_child(spec: OsString) -> ! {
         let spec = spec.into_string().unwrap();
         let (when, path) = spec.split_once(':').unwrap();
         report_panics_on_one_line();
@@ -394,6 +389,10 @@ mod tests {
 
     #[test]
     fn panics_reach_stderr_once_without_a_backtrace() {
+        // The same test, run again in a child process by the loop below.
+        if let Some(spec) = std::env::var_os(CHILD) {
+            panic_child(spec);
+        }
         let exe = std::env::current_exe().unwrap();
         for (when, message) in [
             ("head", "a bug before the answer"),
@@ -404,7 +403,10 @@ mod tests {
                 std::process::id()
             ));
             let child = std::process::Command::new(&exe)
-                .args(["--exact", "cgi::tests::panic_child", "--ignored"])
+                .args([
+                    "--exact",
+                    "cgi::tests::panics_reach_stderr_once_without_a_backtrace",
+                ])
                 .args(["--nocapture", "--test-threads=1"])
                 .env(CHILD, format!("{when}:{}", path.display()))
                 .env("RUST_BACKTRACE", "full")
