@@ -20,8 +20,21 @@ pub fn main() -> ExitCode {
     let response = match config::from_env(&config::process_env) {
         Ok(settings) => {
             let service = Service::new(settings, FrontEnd::Cgi);
-            let req = request_from_env(&config::process_env, &mut io::stdin().lock());
-            service.handle(&req)
+            let mut req = request_from_env(&config::process_env, &mut io::stdin().lock());
+            // CLAMSCANNER_TRUST_REMOTE_USER=0: the web server checks no password (nginx +
+            // fcgiwrap fills REMOTE_USER from any Basic header), so the program must.
+            match config::trust_remote_user(&config::process_env) {
+                Ok(trust) => {
+                    if trust == Some(false) {
+                        req.credentials.remote_user = None;
+                    }
+                    service.handle(&req)
+                }
+                Err(problem) => {
+                    eprintln!("clamscanner: {problem}");
+                    handler::server_error(service.settings.envelope)
+                }
+            }
         }
         Err(problem) => {
             eprintln!("clamscanner: {problem}");
