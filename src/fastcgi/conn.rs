@@ -14,6 +14,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use super::record::{self, Header, ProtocolStatus, RecordError};
 use crate::cgi;
+use crate::envelope::Form;
 use crate::handler::{self, Service};
 use crate::request::MAX_BODY;
 use crate::response::Response;
@@ -33,7 +34,11 @@ const STDOUT_FLUSH: usize = 64 * 1024;
 
 /// What the connection's owner decided once for all its requests.
 pub struct Responder {
+    /// The service with the configured envelope form.
     pub service: Service,
+    /// The same settings in the other form, for requests whose `CLAMSCANNER_ENVELOPE`
+    /// parameter asks for it (one web-server location wrapped, another flat).
+    pub other_form: Service,
     /// Believe `REMOTE_USER` (the web server authenticated the user and is the only peer).
     pub trust_remote_user: bool,
     /// Answered to FCGI_GET_VALUES as FCGI_MAX_CONNS and FCGI_MAX_REQS.
@@ -365,7 +370,15 @@ impl Params<'_> {
 const SINGLE_PARAMS: [&str; 2] = ["REMOTE_USER", "HTTP_AUTHORIZATION"];
 
 fn respond(responder: &Responder, params: &Params, stdin: &[u8]) -> Response {
-    let form = responder.service.settings.envelope;
+    let asked = params
+        .last(b"CLAMSCANNER_ENVELOPE")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(Form::parse);
+    let service = match asked {
+        Some(form) if form == responder.other_form.settings.envelope => &responder.other_form,
+        _ => &responder.service,
+    };
+    let form = service.settings.envelope;
     if let Some(name) = SINGLE_PARAMS
         .iter()
         .find(|name| params.count(name.as_bytes()) > 1)
@@ -387,7 +400,7 @@ fn respond(responder: &Responder, params: &Params, stdin: &[u8]) -> Response {
     if !responder.trust_remote_user || withdrawn {
         req.credentials.remote_user = None;
     }
-    responder.service.handle(&req)
+    service.handle(&req)
 }
 
 /// A `Write` that cuts what it is given into STDOUT records of one request and sends them in
