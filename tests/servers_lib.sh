@@ -81,6 +81,21 @@ wait_http() {
   return 1
 }
 
+# --- Apache: tests/apache_lib.sh starts configuration N of $APACHE_SNIPPET -----------------
+# use_block FILE N MODULES...: points APACHE_SNIPPET at a copy of block N of FILE with @SOCKET@
+# filled and LoadModule lines for MODULES first (test-only lines; the shipped file loads none).
+use_block() {
+  local file=$1 n=$2 m block
+  shift 2
+  block=$(SOCKET=$SOCKET fill "$(conf_block "$file" "$n")")
+  APACHE_SNIPPET=$(mktemp "$WORK/apache-block$n.XXXXXX")
+  {
+    printf '%s\n' "$block" | head -n 1
+    for m in "$@"; do printf 'LoadModule %s_module %s/mod_%s.so\n' "$m" "$APACHE_MODULES" "$m"; done
+    printf '%s\n' "$block" | tail -n +2
+  } >"$APACHE_SNIPPET"
+}
+
 # --- nginx ---------------------------------------------------------------------------------
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 

@@ -19,25 +19,10 @@ mkdir -p "$WORK/run" && chmod 755 "$WORK/run"
 make_fixtures
 make -s -C "$ROOT" install-cgi DEST="$CGI_DIR" BIN="$BIN" >/dev/null
 
-# apache_lib.sh starts configuration N of $APACHE_SNIPPET; give it a file holding the block
-# with @SOCKET@ filled and the modules it needs loaded first (test-only lines).
-# use_block N MODULES...: sets APACHE_SNIPPET to such a file for block N.
-use_block() {
-  local n=$1 m block
-  shift
-  block=$(SOCKET=$SOCKET fill "$(conf_block "$CONF" "$n")")
-  APACHE_SNIPPET=$WORK/apache-block$n.conf
-  {
-    printf '%s\n' "$block" | head -n 1
-    for m in "$@"; do printf 'LoadModule %s_module %s/mod_%s.so\n' "$m" "$APACHE_MODULES" "$m"; done
-    printf '%s\n' "$block" | tail -n +2
-  } >"$APACHE_SNIPPET"
-}
-
 # --- 1: mod_proxy_fcgi, Apache authenticates -------------------------------------------------
 BLOCK=$(conf_block "$CONF" 1)
 start_backend "$BLOCK" "$WORK/backend1.log" || exit 1
-use_block 1 proxy proxy_fcgi
+use_block "$CONF" 1 proxy proxy_fcgi
 apache_start 1 "$CGI_DIR" "$HTPASSWD" "$TOKENS" "$HOME_ROOT" || exit 1
 U=$APACHE_URL/clamscanner
 endpoint_checks "a1 (Apache auth, mod_proxy_fcgi)" "$U" wrapped
@@ -52,7 +37,7 @@ expect_not_contains "a1: the program's stderr has no panic" panicked "$(cat "$WO
 # --- 2: mod_proxy_fcgi, the program authenticates (CGIPassAuth) ------------------------------
 BLOCK=$(conf_block "$CONF" 2)
 start_backend "$BLOCK" "$WORK/backend2.log" || exit 1
-use_block 2 proxy proxy_fcgi
+use_block "$CONF" 2 proxy proxy_fcgi
 apache_start 2 "$CGI_DIR" "$HTPASSWD" "$TOKENS" "$HOME_ROOT" || exit 1
 U=$APACHE_URL/clamscanner
 endpoint_checks "a2 (program authenticates, CGIPassAuth)" "$U" wrapped
@@ -66,7 +51,7 @@ apache_stop; stop_backend
 
 # --- 3: mod_fcgid starts the program (descriptor 0) ------------------------------------------
 if [ -f "$APACHE_MODULES/mod_fcgid.so" ]; then
-  use_block 3 fcgid
+  use_block "$CONF" 3 fcgid
   FCGID="FcgidIPCDir \"$WORK/run/fcgid\"
 FcgidProcessTableFile \"$WORK/run/fcgid_shm\""
   mkdir -p "$WORK/run/fcgid" && chown www-data "$WORK/run/fcgid"

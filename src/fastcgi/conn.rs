@@ -25,12 +25,14 @@ use crate::response::Response;
 pub const MAX_PARAMS: usize = 128 * 1024;
 /// STDIN bytes kept: one more than the body limit, so an oversized body is still seen as one.
 const MAX_STDIN_KEPT: usize = MAX_BODY + 1;
-/// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes asked of the socket per read (a typical request's records fit in one).
+const READ_CHUNK: usize = 8 * 1024;
 /// Content of a full STDOUT record: a multiple of 8, so full records need no padding.
 const STDOUT_RECORD: usize = 32 * 1024;
 /// Sealed records are sent once this much is pending (or at the end of the answer).
 const STDOUT_FLUSH: usize = 64 * 1024;
+/// Initial size of the outgoing buffer.
+const STDOUT_START: usize = 4 * 1024;
 
 /// What the connection's owner decided once for all its requests.
 pub struct Responder {
@@ -416,7 +418,9 @@ struct StdoutRecords<'a, S: Write> {
 
 impl<'a, S: Write> StdoutRecords<'a, S> {
     fn new(sink: &'a mut S, id: u16) -> Self {
-        let mut buf = Vec::with_capacity(STDOUT_FLUSH + STDOUT_RECORD + 64);
+        // Small to start: most answers are one record of a few KiB, and every connection in
+        // flight holds one of these; a large answer grows it to STDOUT_FLUSH + a record.
+        let mut buf = Vec::with_capacity(STDOUT_START);
         buf.extend_from_slice(&[0; record::HEADER_LEN]);
         StdoutRecords {
             sink,
