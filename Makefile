@@ -9,7 +9,7 @@ SCENARIO ?= steady
 DEST ?= /usr/lib/cgi-bin
 BIN ?= $(BIN_RELEASE)
 
-.PHONY: all build release run demo test test-shell bench contract fuzz install-cgi lint clean
+.PHONY: all build release run demo test test-shell bench bench-servers contract fuzz install-cgi lint clean
 
 all: build
 
@@ -47,6 +47,9 @@ bench: release
 .PHONY: bench-auth
 bench-auth: release
 	python3 bench/auth_timing.py $(BIN_RELEASE)
+# Web servers side by side (nginx, Apache, fcgiwrap, the listener): BENCHMARKS.md "Web servers".
+bench-servers: release
+	bash bench/servers.sh
 
 contract: build
 	bash tests/contract.sh

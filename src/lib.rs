@@ -1,5 +1,5 @@
-//! clamscanner: cPanel's UAPI `ClamScanner::check_disinfection_status`, one core, three front
-//! ends (CGI, listener, command line).
+//! clamscanner: cPanel's UAPI `ClamScanner::check_disinfection_status`, one core, four front
+//! ends (CGI, FastCGI, listener, command line).
 //!
 //! Data flows one way: a front end (`cgi`, `serve`, `cli`) builds a [`request::Request`] ->
 //! `handler` routes and applies limits -> `auth` names the account -> `account` opens its files
@@ -15,6 +15,7 @@ pub mod config;
 pub mod disinfection;
 pub mod envelope;
 pub mod fanout;
+pub mod fastcgi;
 pub mod handler;
 pub mod htpasswd;
 pub mod jsonline;
