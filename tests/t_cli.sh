@@ -187,6 +187,17 @@ printf 'x\n' | "$BIN" htpasswd --cost 4 ../x >/dev/null 2>&1
 expect_eq "htpasswd: bad user name refused" 2 "$?"
 printf 'x\n' | "$BIN" htpasswd --cost 15 alice >/dev/null 2>&1
 expect_eq "htpasswd: cost over 14 refused" 2 "$?"
+# --help and --version as for every subcommand: exit 0, stdout only, no password read.
+for flag in --help -h; do
+  out=$("$BIN" htpasswd "$flag" </dev/null 2>"$WORK/err"); rc=$?
+  expect_eq "htpasswd $flag: exit 0" 0 "$rc"
+  expect_contains "htpasswd $flag: usage on stdout" "usage: " "$out"
+  expect_contains "htpasswd $flag: names --cost" "--cost" "$out"
+  expect_eq "htpasswd $flag: nothing on stderr" "" "$(cat "$WORK/err")"
+done
+out=$("$BIN" htpasswd --version </dev/null); rc=$?
+expect_eq "htpasswd --version: exit 0" 0 "$rc"
+expect_eq "htpasswd --version: the version line" "$("$BIN" --version)" "$out"
 
 start_listener --htpasswd "$WORK/htpasswd" --home-root "$HOME_ROOT" || exit 1
 API=/execute/ClamScanner/check_disinfection_status
