@@ -8,7 +8,8 @@ PORT ?= 2082
 DEST ?= /usr/lib/cgi-bin
 BIN ?= $(BIN_RELEASE)
 
-.PHONY: all build release run demo test test-shell bench contract fuzz install-cgi lint clean
+.PHONY: all build release run demo test test-shell bench contract fuzz install-cgi lint clean \
+        man deb rpm test-package
 
 all: build
 
@@ -50,6 +51,23 @@ install-cgi:
 	fi
 	install -d "$(DEST)"
 	install -m 0755 "$(BIN)" "$(DEST)/clamscanner"
+
+# The manual page, rendered to target/man/ and checked: groff and man must print no warning.
+man:
+	bash packaging/man.sh
+
+# Packages from the release binary into target/package/ (README "Packages").
+deb: release man
+	bash packaging/build.sh deb
+	lintian --fail-on error,warning target/package/clamscanner_*.deb
+
+rpm: release man
+	bash packaging/build.sh rpm
+
+# Installs the .deb system-wide, runs it under the system Apache and nginx, removes and purges
+# it: for CI machines (root), never part of `make test`.
+test-package: release
+	bash tests/test_package.sh
 
 lint:
 	$(CARGO) fmt --check

@@ -13,7 +13,8 @@ const USAGE: &str = "\
 usage: clamscanner serve --htpasswd FILE [options]   the HTTP listener (see `serve --help`)
        clamscanner uapi [options] ClamScanner check_disinfection_status [last_id=N]
        clamscanner htpasswd [--cost N] USER   (password on stdin; prints an htpasswd line)
-       (as a CGI program, the web server runs it with GATEWAY_INTERFACE set)";
+       (as a CGI program, the web server runs it with GATEWAY_INTERFACE set)
+See clamscanner(1).";
 
 fn main() -> ExitCode {
     if std::env::var_os("GATEWAY_INTERFACE").is_some() {
