@@ -4,6 +4,10 @@
 //! web server's user). So a name is checked before any path is built from it, the home directory
 //! is opened once, and the files are opened *relative to that descriptor* with `O_NOFOLLOW`,
 //! then checked with `fstat` on the open descriptor: what is checked is what is read.
+//!
+//! The home is opened with `O_PATH`: a descriptor that serves only as the base of `openat` and
+//! for `fstat`, for which search permission is enough. cPanel homes are 0711, so the web server's
+//! user may traverse them but not list them; opening them for reading would refuse every account.
 
 use std::ffi::CString;
 use std::fmt;
@@ -41,6 +45,11 @@ pub enum AccountError {
     InvalidName,
     NoSuchAccount(String),
     Superuser(String),
+    /// The home exists but this program's user may not search it (no `x` permission for it).
+    NotSearchable {
+        name: String,
+        uid: u32,
+    },
     Unavailable(String, io::Error),
 }
 
@@ -54,6 +63,10 @@ impl fmt::Display for AccountError {
             AccountError::Superuser(name) => {
                 write!(f, "The account “{name}” has uid 0; it is never served.")
             }
+            AccountError::NotSearchable { name, uid } => write!(
+                f,
+                "The home directory of the account “{name}” cannot be opened: this program runs as uid {uid}, which may not search it (it needs the x permission, as mode 0711 gives)."
+            ),
             AccountError::Unavailable(name, e) => {
                 write!(
                     f,
@@ -114,18 +127,31 @@ impl Account {
                 if entry.uid == 0 {
                     return Err(AccountError::Superuser(name.to_string()));
                 }
+                // An empty home would become `.` below: the current directory, never a home.
+                if entry.home.is_empty() {
+                    return Err(AccountError::NoSuchAccount(name.to_string()));
+                }
                 let home = PathBuf::from(std::ffi::OsStr::from_bytes(&entry.home));
                 (home, Some(entry.uid))
             }
         };
+        // Opening `HOME/.` rather than `HOME` is what proves the search permission: with
+        // `O_PATH` the home itself needs none, but resolving `.` inside it does, and every
+        // `openat` below needs it too. `HOME` may be a symlink (the administrator's choice).
         let dir = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(&home)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(home.join("."))
             .map_err(|e| match e.kind() {
                 io::ErrorKind::NotFound => AccountError::NoSuchAccount(name.to_string()),
                 _ if e.raw_os_error() == Some(libc::ENOTDIR) => {
                     AccountError::NoSuchAccount(name.to_string())
+                }
+                io::ErrorKind::PermissionDenied if home_is_directory(&home) => {
+                    AccountError::NotSearchable {
+                        name: name.to_string(),
+                        uid: sys::effective_uid(),
+                    }
                 }
                 _ => AccountError::Unavailable(name.to_string(), e),
             })?;
@@ -174,6 +200,16 @@ impl Account {
     }
 }
 
+/// Whether `home` itself is a directory this program can reach (its parent searchable), which
+/// tells "the home may not be searched" from "a directory above it may not be".
+fn home_is_directory(home: &Path) -> bool {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(home)
+        .is_ok()
+}
+
 fn describe_type(kind: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if kind.is_dir() {
@@ -220,5 +256,49 @@ mod tests {
         ] {
             assert!(!is_valid_user_name(bad.as_bytes()), "{bad:?}");
         }
+    }
+
+    /// A scratch home root, removed when dropped.
+    struct Scratch(PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn homes_under_a_root() {
+        let root = Scratch(std::env::temp_dir().join(format!(
+            "clamscanner-account-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        )));
+        std::fs::create_dir_all(root.0.join("alice")).unwrap();
+        std::fs::write(root.0.join("alice").join(LOG_NAME), "{}\n").unwrap();
+        std::fs::write(root.0.join("plainfile"), "x").unwrap();
+        let homes = Homes::Root(root.0.clone());
+
+        let account = Account::open(&homes, "alice").unwrap();
+        // The `.` that proves search permission is not part of the home's name.
+        assert_eq!(account.home, root.0.join("alice"));
+        assert_eq!(
+            account.path_of(LOG_NAME),
+            root.0.join("alice").join(LOG_NAME)
+        );
+        assert!(account.open_owned(LOG_NAME).unwrap().is_some());
+        assert!(account.open_owned(STATE_NAME).unwrap().is_none());
+        for missing in ["bob", "plainfile"] {
+            assert!(
+                matches!(
+                    Account::open(&homes, missing),
+                    Err(AccountError::NoSuchAccount(_))
+                ),
+                "{missing}"
+            );
+        }
+        assert!(matches!(
+            Account::open(&homes, "../alice"),
+            Err(AccountError::InvalidName)
+        ));
     }
 }

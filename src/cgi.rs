@@ -5,9 +5,11 @@
 //! query without `=` into arguments (the ISINDEX rule), which must not become flags.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
+use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 
 use crate::config;
@@ -16,29 +18,96 @@ use crate::handler::{self, FrontEnd, Service};
 use crate::request::{self, Body, Credentials, Method, Request};
 use crate::response::{self, Response};
 
+/// How much of the answer is gathered before each write to stdout.
+const OUTPUT_BUFFER: usize = 64 * 1024;
+
 pub fn main() -> ExitCode {
-    let response = match config::from_env(&config::process_env) {
-        Ok(settings) => {
-            let service = Service::new(settings, FrontEnd::Cgi);
-            let req = request_from_env(&config::process_env, &mut io::stdin().lock());
-            service.handle(&req)
-        }
+    report_panics_on_one_line();
+    let (form, service) = match config::from_env(&config::process_env) {
+        Ok(settings) => (settings.envelope, Ok(Service::new(settings, FrontEnd::Cgi))),
+        Err(problem) => (Form::Wrapped, Err(problem)),
+    };
+    let req = request_from_env(&config::process_env, &mut io::stdin().lock());
+    let handler = |req: &Request| match &service {
+        Ok(service) => service.handle(req),
         Err(problem) => {
             eprintln!("clamscanner: {problem}");
             handler::server_error(Form::Wrapped)
         }
     };
-    let head_only = std::env::var_os("REQUEST_METHOD").is_some_and(|m| m == "HEAD");
     // Straight to the descriptor: std's stdout is line-buffered, which would search every
     // 64 KiB chunk of a large answer for newlines.
     let stdout: Box<dyn Write> = match io::stdout().as_fd().try_clone_to_owned() {
         Ok(fd) => Box::new(std::fs::File::from(fd)),
         Err(_) => Box::new(io::stdout().lock()),
     };
-    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout);
-    // A client that went away (EPIPE) is not our failure: Apache already logged it.
-    let _ = write_response(&mut out, response, head_only).and_then(|_| out.flush());
-    ExitCode::SUCCESS
+    let mut out = io::BufWriter::with_capacity(OUTPUT_BUFFER, stdout);
+    let outcome = serve(&mut out, &req, form, &handler);
+    // Flushed whatever happened: after a panic mid-body the headers and the start of the body
+    // are in the buffer, and a web server that got nothing would report a header error.
+    let flushed = out.flush();
+    match outcome.and(flushed.map_err(OutputError::Write)) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A client that went away (EPIPE) is not our failure: the web server already logged it.
+        Err(OutputError::Write(_)) => ExitCode::SUCCESS,
+        Err(OutputError::Panicked) => ExitCode::FAILURE,
+    }
+}
+
+/// Why a CGI answer did not reach its end.
+#[derive(Debug)]
+pub enum OutputError {
+    /// stdout failed, most often because the client went away.
+    Write(io::Error),
+    /// A bug panicked while the body was being written: the headers had gone out, so the
+    /// output just ends there (the panic's message is on stderr).
+    Panicked,
+}
+
+impl fmt::Display for OutputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputError::Write(e) => write!(f, "cannot write the answer: {e}"),
+            OutputError::Panicked => write!(f, "the answer was cut short by an internal error"),
+        }
+    }
+}
+
+/// Answers one request with `handler` and writes it as CGI output, so that a bug never leaves the
+/// web server without a header block ("Premature end of script headers"). As in Go's
+/// `net/http/cgi`, the handler is a parameter: the program passes the core, tests pass handlers
+/// that fail on purpose. A panic in `handler` becomes the JSON 500 (in `form`); a panic while
+/// the body streams ends the output where it is, since the headers were already sent.
+pub fn serve(
+    out: &mut dyn Write,
+    req: &Request,
+    form: Form,
+    handler: &dyn Fn(&Request) -> Response,
+) -> Result<(), OutputError> {
+    let response = panic::catch_unwind(AssertUnwindSafe(|| handler(req)))
+        .unwrap_or_else(|_| handler::internal_error(form));
+    write_response(out, response, req.method == Method::Head)
+}
+
+/// Replaces the default panic report (several lines, and a whole backtrace when RUST_BACKTRACE
+/// is set in the server's environment) with one line on stderr, the web server's error log.
+/// The guards in [`serve`] add nothing to it, so each panic is reported exactly once.
+pub fn report_panics_on_one_line() {
+    panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        eprintln!("{}", panic_line(info.location(), message));
+    }));
+}
+
+fn panic_line(location: Option<&panic::Location<'_>>, message: &str) -> String {
+    let at = location.map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+    let message = message.replace(['\n', '\r'], " ");
+    format!("clamscanner: internal error{at}: {message}")
 }
 
 /// Builds the request from CGI meta-variables. Only a POST body is read, at most
@@ -88,7 +157,7 @@ pub fn write_response(
     out: &mut dyn Write,
     mut response: Response,
     head_only: bool,
-) -> io::Result<()> {
+) -> Result<(), OutputError> {
     let mut head = String::new();
     if response.status != 200 {
         head.push_str(&format!(
@@ -101,9 +170,12 @@ pub fn write_response(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
+    out.write_all(head.as_bytes()).map_err(OutputError::Write)?;
     if !head_only {
-        response.write_body(out)?;
+        match panic::catch_unwind(AssertUnwindSafe(|| response.write_body(out))) {
+            Ok(written) => written.map(drop).map_err(OutputError::Write)?,
+            Err(_) => return Err(OutputError::Panicked),
+        }
     }
     Ok(())
 }
@@ -181,5 +253,169 @@ mod tests {
         assert!(text.starts_with("Status: 404 Not Found\r\n"));
         assert!(text.contains("Content-Type: application/json; charset=utf-8\r\n"));
         assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    /// Where the header block ends, and how many there are.
+    fn header_blocks(out: &[u8]) -> (usize, usize) {
+        let sep = b"\r\n\r\n";
+        let count = out.windows(4).filter(|w| w == sep).count();
+        let end = out.windows(4).position(|w| w == sep).map_or(0, |p| p + 4);
+        (end, count)
+    }
+
+    fn panicking_handler(_: &Request) -> Response {
+        panic!("a bug before the answer");
+    }
+
+    /// A 200 whose body yields `first` and then panics, as a bug in the record stream would.
+    fn breaks_mid_body(first: Vec<u8>) -> Response {
+        let mut response = Response::error(200, Form::Wrapped, "placeholder");
+        let mut first = Some(first);
+        response.body = response::Body::Test(Box::new(move |out| match first.take() {
+            Some(piece) => {
+                out.extend_from_slice(&piece);
+                true
+            }
+            None => panic!("a bug in the middle of the body"),
+        }));
+        response
+    }
+
+    #[test]
+    fn a_panic_before_the_answer_is_the_json_500() {
+        for form in [Form::Wrapped, Form::Flat] {
+            let mut out = Vec::new();
+            let req = build(&[("REQUEST_METHOD", "GET")], b"");
+            assert!(serve(&mut out, &req, form, &panicking_handler).is_ok());
+            let (end, blocks) = header_blocks(&out);
+            assert_eq!(blocks, 1, "one header block");
+            let head = String::from_utf8_lossy(&out[..end]);
+            assert!(
+                head.starts_with("Status: 500 Internal Server Error\r\n"),
+                "{head}"
+            );
+            assert!(head.contains("Content-Type: application/json; charset=utf-8\r\n"));
+            let body: serde_json::Value = serde_json::from_slice(&out[end..]).unwrap();
+            let result = if form == Form::Wrapped {
+                &body["result"]
+            } else {
+                &body
+            };
+            assert_eq!(result["status"], 0);
+            assert_eq!(result["data"], serde_json::json!({}));
+            let error = result["errors"][0].as_str().unwrap();
+            assert!(error.contains("error log"), "{error}");
+            assert!(
+                !error.contains("a bug"),
+                "nothing internal in the body: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_panic_before_the_answer_to_head_is_a_500_without_body() {
+        let mut out = Vec::new();
+        let req = build(&[("REQUEST_METHOD", "HEAD")], b"");
+        assert!(serve(&mut out, &req, Form::Wrapped, &panicking_handler).is_ok());
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.starts_with("Status: 500 "), "{text}");
+        assert!(text.ends_with("\r\n\r\n"));
+        assert_eq!(header_blocks(&out).1, 1);
+    }
+
+    #[test]
+    fn a_panic_in_the_body_ends_the_output_after_what_was_written() {
+        // One whole chunk goes out before the panic; what follows is never written.
+        let first = vec![b'x'; crate::envelope::CHUNK];
+        let mut out = Vec::new();
+        let req = build(&[("REQUEST_METHOD", "GET")], b"");
+        let outcome = serve(&mut out, &req, Form::Wrapped, &|_: &Request| {
+            breaks_mid_body(first.clone())
+        });
+        assert!(matches!(outcome, Err(OutputError::Panicked)));
+        let (end, blocks) = header_blocks(&out);
+        assert_eq!(blocks, 1, "no second header block after the panic");
+        let head = String::from_utf8_lossy(&out[..end]);
+        assert!(!head.contains("Status:"), "the 200's headers: {head}");
+        assert!(head.contains("Content-Type: application/json; charset=utf-8\r\n"));
+        assert_eq!(&out[end..], &first[..], "the body ends where the panic was");
+    }
+
+    #[test]
+    fn a_panic_in_the_body_of_head_is_never_reached() {
+        let mut out = Vec::new();
+        let req = build(&[("REQUEST_METHOD", "HEAD")], b"");
+        let outcome = serve(&mut out, &req, Form::Wrapped, &|_: &Request| {
+            breaks_mid_body(b"x".to_vec())
+        });
+        assert!(outcome.is_ok());
+        assert!(out.ends_with(b"\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_panic_is_reported_on_one_line() {
+        let line = panic_line(None, "first\nsecond\r\nthird");
+        assert_eq!(line, "clamscanner: internal error: first second  third");
+        let here = panic::Location::caller();
+        let line = panic_line(Some(here), "boom");
+        assert!(line.starts_with("clamscanner: internal error at src/cgi.rs:"));
+        assert!(line.ends_with(": boom"));
+    }
+
+    const CHILD: &str = "CLAMSCANNER_TEST_PANIC_CHILD";
+
+    /// Runs in a child process started by the test below (ignored otherwise): installs the
+    /// program's panic report, lets a handler panic where CHILD says, writes the CGI output to
+    /// the file CHILD names after the colon, and exits.
+    #[test]
+    #[ignore = "run by panics_reach_stderr_once_without_a_backtrace in a child process"]
+    fn panic_child() {
+        let Some(spec) = std::env::var_os(CHILD) else {
+            return;
+        };
+        let spec = spec.into_string().unwrap();
+        let (when, path) = spec.split_once(':').unwrap();
+        report_panics_on_one_line();
+        let req = build(&[("REQUEST_METHOD", "GET")], b"");
+        let mut out = Vec::new();
+        let _ = match when {
+            "head" => serve(&mut out, &req, Form::Wrapped, &panicking_handler),
+            _ => serve(&mut out, &req, Form::Wrapped, &|_: &Request| {
+                breaks_mid_body(vec![b'x'; crate::envelope::CHUNK])
+            }),
+        };
+        std::fs::write(path, &out).unwrap();
+        std::process::exit(0);
+    }
+
+    #[test]
+    fn panics_reach_stderr_once_without_a_backtrace() {
+        let exe = std::env::current_exe().unwrap();
+        for (when, message) in [
+            ("head", "a bug before the answer"),
+            ("body", "a bug in the middle of the body"),
+        ] {
+            let path = std::env::temp_dir().join(format!(
+                "clamscanner-panic-child-{}-{when}",
+                std::process::id()
+            ));
+            let child = std::process::Command::new(&exe)
+                .args(["--exact", "cgi::tests::panic_child", "--ignored"])
+                .args(["--nocapture", "--test-threads=1"])
+                .env(CHILD, format!("{when}:{}", path.display()))
+                .env("RUST_BACKTRACE", "full")
+                .output()
+                .unwrap();
+            let out = std::fs::read(&path).unwrap();
+            let _ = std::fs::remove_file(&path);
+            let stderr = String::from_utf8_lossy(&child.stderr);
+            let lines: Vec<&str> = stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "{when}: one line on stderr: {stderr}");
+            assert!(lines[0].starts_with("clamscanner: internal error at src/cgi.rs:"));
+            assert!(lines[0].ends_with(message), "{when}: {stderr}");
+            assert_eq!(header_blocks(&out).1, 1, "{when}: one header block");
+            let starts_500 = out.starts_with(b"Status: 500 ");
+            assert_eq!(starts_500, when == "head", "{when}");
+        }
     }
 }

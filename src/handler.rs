@@ -186,6 +186,15 @@ pub fn server_error(form: Form) -> Response {
     )
 }
 
+/// A 500 for a bug (a panic caught by a front end); the panic's message went to stderr.
+pub fn internal_error(form: Form) -> Response {
+    Response::error(
+        500,
+        form,
+        "The server failed while answering; the details are in its error log.",
+    )
+}
+
 const PAGE: &str = include_str!("page.html");
 /// The page needs nothing but itself and its own API.
 const PAGE_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";

@@ -10,7 +10,15 @@ pub const HTML_TYPE: &str = "text/html; charset=utf-8";
 pub enum Body {
     Json(Box<JsonBody>),
     Static(&'static [u8]),
+    /// Tests only: a body made by a closure, so that a front end's handling of a body that
+    /// fails while it streams (a panic, say) can be tested without a hook in shipped code.
+    #[cfg(test)]
+    Test(TestBody),
 }
+
+/// Appends the next piece of a test body to the buffer; false when there is no more.
+#[cfg(test)]
+pub type TestBody = Box<dyn FnMut(&mut Vec<u8>) -> bool + Send>;
 
 pub struct Response {
     pub status: u16,
@@ -85,6 +93,8 @@ impl Response {
                 *bytes = b"";
                 true
             }
+            #[cfg(test)]
+            Body::Test(produce) => produce(out),
         }
     }
 

@@ -87,6 +87,7 @@ pub fn effective_uid() -> u32 {
 
 /// Opens `name` inside the directory `dir` read-only, never following a final symlink and never
 /// blocking on a FIFO or device (the caller checks the file type with `fstat` afterwards).
+/// `dir` may be an `O_PATH` descriptor: `openat` needs only search permission on it.
 pub fn open_in_dir(dir: &File, name: &CStr) -> io::Result<File> {
     let flags =
         libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;

@@ -17,6 +17,8 @@ import subprocess
 import sys
 import urllib.parse
 
+from testlib import parse_headers, split_cgi
+
 FN = b"/execute/ClamScanner/check_disinfection_status"
 FIXED_HEADERS = {
     "content-type": None,  # checked separately: JSON or, for the page, HTML
@@ -213,30 +215,19 @@ class Answer:
         return values[0] if values else None
 
 
-def parse_headers(lines):
-    headers = {}
-    for line in lines:
-        name, _, value = line.partition(b":")
-        headers.setdefault(name.strip().lower().decode("latin-1"), []).append(
-            value.strip().decode("latin-1"))
-    return headers
-
-
 def run_cgi(entry, args):
     env, stdin = cgi_env(entry, args)
     if env is None:
         raise CorpusError("no CGI equivalent (write cgi=skip)")
     proc = subprocess.run([args.bin], env=env, input=stdin, capture_output=True, timeout=60)
-    out = proc.stdout
-    end = out.find(b"\r\n\r\n")
-    if end < 0:
+    split = split_cgi(proc.stdout)
+    if split is None:
         return None, f"no header block (exit {proc.returncode})", proc.stderr
-    headers = parse_headers(out[:end].split(b"\r\n"))
-    status = int(headers.pop("status", ["200"])[0].split()[0])
+    status, headers, body = split
     problems = []
     if proc.returncode != 0:
         problems.append(f"exit status {proc.returncode}")
-    return Answer(status, headers, out[end + 4 :]), "; ".join(problems), proc.stderr
+    return Answer(status, headers, body), "; ".join(problems), proc.stderr
 
 
 def exchange(host, port, data):

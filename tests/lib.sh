@@ -53,6 +53,32 @@ finish() {
   [ "$FAILED" -eq 0 ]
 }
 
+# --- what this machine cannot do ---------------------------------------------------------------
+# A test or some of its checks may need what a machine lacks (a program, root). Each such gap is
+# one line starting with "SKIP" that says why; tests/run.sh counts and lists them. With CI set the
+# gap is a failure instead: CI must run everything (.ci/run installs what the tests need).
+
+# skip_test REASON: the whole test cannot run here; SKIP line and exit 0 (with CI set: exit 1).
+skip_test() {
+  if [ -n "${CI:-}" ]; then
+    echo "FAIL: $TEST_NAME: $1 (CI is set)" >&2
+    exit 1
+  fi
+  echo "SKIP: $TEST_NAME: $1"
+  exit 0
+}
+# skip_checks REASON: some checks cannot run here; a SKIP line (with CI set: one failed check).
+skip_checks() {
+  if [ -n "${CI:-}" ]; then fail "$1 (CI is set)"; else echo "SKIP: $TEST_NAME: $1"; fi
+}
+# needs_root WHAT: true as root; otherwise one SKIP line for WHAT (a failure with CI set) and false.
+#   if needs_root "the checks that chown to another uid"; then ...; fi
+needs_root() {
+  [ "$(id -u)" -eq 0 ] && return 0
+  skip_checks "$1 need root: run as root for them"
+  return 1
+}
+
 # --- fixtures -------------------------------------------------------------------------
 # make_account HOME_ROOT USER: an account directory under a home root.
 make_account() { mkdir -p "$1/$2"; chmod 755 "$1" "$1/$2"; }
@@ -99,8 +125,27 @@ start_listener() {
 # Stdin is passed through. Prints headers and body as the web server would receive them.
 cgi() { env -i PATH="$PATH" GATEWAY_INTERFACE=CGI/1.1 SERVER_PROTOCOL=HTTP/1.1 REQUEST_METHOD=GET "$@" "$BIN"; }
 
-# split_cgi OUTPUT: sets CGI_HEADERS and CGI_BODY from a CGI program's output.
+# split_cgi OUTPUT: sets CGI_HEADERS and CGI_BODY from a CGI program's output (the headers end
+# at the first empty line). The one place that splits a CGI answer in shell; Python helpers use
+# tests/testlib.py's split_cgi.
 split_cgi() {
   CGI_HEADERS=$(printf '%s' "$1" | sed -n '1,/^\r\?$/p')
   CGI_BODY=$(printf '%s' "$1" | sed '1,/^\r\?$/d')
 }
+# body_of OUTPUT: the body of a CGI program's output.
+body_of() { split_cgi "$1"; printf '%s' "$CGI_BODY"; }
+# status_of OUTPUT: the HTTP status of a CGI program's output (200 when there is no Status line).
+status_of() {
+  split_cgi "$1"
+  local s; s=$(printf '%s' "$CGI_HEADERS" | sed -n 's/^Status: \([0-9]*\).*/\1/p')
+  echo "${s:-200}"
+}
+
+# --- answers of HTTP requests ------------------------------------------------------------------
+# A test's request helper (curl -D) leaves the response headers, CRs removed, in HEADERS and
+# the body in BODY; these read them.
+
+# header NAME: the first value of response header NAME (case-insensitive); empty when absent.
+header() { printf '%s\n' "$HEADERS" | sed -n "s/^$1: *//Ip" | head -n 1; }
+# ids [ARRAY]: the ids of the records in ARRAY of BODY (default .result.data.details), as "1,2,3".
+ids() { jqv "$BODY" "[${1:-.result.data.details}[].id] | map(tostring) | join(\",\")"; }

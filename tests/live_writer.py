@@ -29,6 +29,8 @@ import subprocess
 import time
 import urllib.parse
 
+from testlib import split_cgi
+
 DEADLINE = float(os.environ.get("LIVE_DEADLINE", "120"))
 RESTART_WORD = "restarted"
 SYNCS = 30
@@ -241,14 +243,11 @@ class Cgi:
             env.update(REQUEST_METHOD="GET", QUERY_STRING=form.decode())
         p = subprocess.run([self.a.bin], env=env, input=form if post else b"",
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-        head, sep, body = p.stdout.partition(b"\r\n\r\n")
-        if not sep:
+        split = split_cgi(p.stdout)
+        if split is None:
             return None, "no header/body separator, exit %d, stderr %r" % (
                 p.returncode, p.stderr[-300:])
-        code = 200
-        for h in head.split(b"\r\n"):
-            if h.lower().startswith(b"status:"):
-                code = int(h.split()[1])
+        code, _, body = split
         return code, body
 
 

@@ -29,16 +29,13 @@ apache_install_cgi "$CGI"
 check "make install-cgi installs an executable clamscanner" test -x "$CGI/clamscanner"
 expect_eq "installed with mode 755" 755 "$(stat -c %a "$CGI/clamscanner" 2>/dev/null)"
 
-# req URL [CURL_ARGS...]: sets CODE, HEADERS (no CRs) and BODY.
+# req URL [CURL_ARGS...]: sets CODE, HEADERS (no CRs) and BODY, which lib.sh's header and ids read.
 req() {
   local url=$1; shift
   CODE=$(curl -s -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' "$@" "$url")
   BODY=$(cat "$WORK/body")
   HEADERS=$(tr -d '\r' <"$WORK/headers")
 }
-# hdr NAME: the value of response header NAME (case-insensitive), from the last req.
-hdr() { printf '%s\n' "$HEADERS" | sed -n "s/^$1: *//Ip" | head -n 1; }
-ids() { jqv "$BODY" "$1 | map(.id) | map(tostring) | join(\",\")"; }
 
 # --- configuration 1: Apache authenticates, the program trusts REMOTE_USER --------------------
 apache_start 1 "$CGI" "$HTPASSWD" "$TOKENS" "$H" || exit 1
@@ -46,9 +43,9 @@ U=$APACHE_URL/cgi-bin/clamscanner
 
 req "$U" "${ALICE[@]}"
 expect_eq "c1: empty PATH_INFO is the function, 200" 200 "$CODE"
-expect_eq "c1: Content-Type" "application/json; charset=utf-8" "$(hdr Content-Type)"
-expect_eq "c1: Cache-Control" "no-store" "$(hdr Cache-Control)"
-expect_eq "c1: X-Content-Type-Options" "nosniff" "$(hdr X-Content-Type-Options)"
+expect_eq "c1: Content-Type" "application/json; charset=utf-8" "$(header Content-Type)"
+expect_eq "c1: Cache-Control" "no-store" "$(header Cache-Control)"
+expect_eq "c1: X-Content-Type-Options" "nosniff" "$(header X-Content-Type-Options)"
 expect_jq "c1: wrapped envelope" "$BODY" \
   '[.apiversion, .module, .func, .result.status, .result.errors, .result.messages, .result.warnings, .result.metadata] | tojson' \
   '[3,"ClamScanner","check_disinfection_status",1,null,null,null,{}]'
@@ -102,13 +99,13 @@ req "$U/ClamScanner/other_function" "${ALICE[@]}"
 expect_eq "c1: another path under the script: 404" 404 "$CODE"
 req "$U" "${ALICE[@]}" -X PUT
 expect_eq "c1: PUT: the program's 405" 405 "$CODE"
-expect_eq "c1: ... with Allow" "GET, HEAD, POST" "$(hdr Allow)"
+expect_eq "c1: ... with Allow" "GET, HEAD, POST" "$(header Allow)"
 req "$U" -X TRACE
 expect_eq "c1: TRACE refused by Apache (TraceEnable Off), not echoed with 200" 405 "$CODE"
 req "$U" -u alice:wrong
 expect_eq "c1: wrong password: 401" 401 "$CODE"
-expect_contains "c1: ... Apache's own 401 (HTML)" "text/html" "$(hdr Content-Type)"
-expect_contains "c1: ... with Apache's challenge" 'Basic realm="cPanel"' "$(hdr WWW-Authenticate)"
+expect_contains "c1: ... Apache's own 401 (HTML)" "text/html" "$(header Content-Type)"
+expect_contains "c1: ... with Apache's challenge" 'Basic realm="cPanel"' "$(header WWW-Authenticate)"
 req "$U"
 expect_eq "c1: no credentials: Apache's 401" 401 "$CODE"
 apache_stop
@@ -136,8 +133,8 @@ expect_eq "c2: wrong password: 401" 401 "$CODE"
 expect_jq "c2: wrong password: the program's JSON" "$BODY" .result.status 0
 req "$U"
 expect_eq "c2: no Authorization: the program's 401" 401 "$CODE"
-expect_eq "c2: ... WWW-Authenticate" 'Basic realm="cPanel", charset="UTF-8"' "$(hdr WWW-Authenticate)"
-expect_eq "c2: ... JSON Content-Type" "application/json; charset=utf-8" "$(hdr Content-Type)"
+expect_eq "c2: ... WWW-Authenticate" 'Basic realm="cPanel", charset="UTF-8"' "$(header WWW-Authenticate)"
+expect_eq "c2: ... JSON Content-Type" "application/json; charset=utf-8" "$(header Content-Type)"
 expect_jq "c2: ... envelope with status 0 and errors" "$BODY" \
   '[.result.status, (.result.errors | length > 0)] | tojson' '[0,true]'
 

@@ -17,12 +17,6 @@ BASIC="Basic $(printf 'demo:s3cr:et' | base64 -w0)"
 
 # ask [VAR=VALUE...]: the CGI program for user demo (REMOTE_USER) unless overridden.
 ask() { cgi REMOTE_USER=demo CLAMSCANNER_HOME_ROOT="$H" PATH_INFO="$FN" "$@" < /dev/null; }
-body_of() { split_cgi "$1"; printf '%s' "$CGI_BODY"; }
-status_of() {
-  split_cgi "$1"
-  local s; s=$(printf '%s' "$CGI_HEADERS" | sed -n 's/^Status: \([0-9]*\).*/\1/p')
-  echo "${s:-200}"
-}
 
 echo "-- envelope and headers"
 out=$(ask QUERY_STRING=)
@@ -129,10 +123,11 @@ printf 'not json\n' >> "$BL"
 python3 "$SHARED/bench/genlog.py" "$WORK/tail.log" 1 --seed 12 --running --no-state
 sed 's/"id":1}/"id":80001}/' "$WORK/tail.log" >> "$BL"
 ask REMOTE_USER=big > "$WORK/big.out"
-verdict=$(python3 - "$BL" "$WORK/big.out" <<'PY'
+verdict=$(PYTHONPATH="$ROOT/tests" python3 - "$BL" "$WORK/big.out" <<'PY'
 import json, sys
+from testlib import split_cgi
 lines = open(sys.argv[1], "rb").read().split(b"\n")[:-1]
-body = open(sys.argv[2], "rb").read().split(b"\r\n\r\n", 1)[1]
+_, _, body = split_cgi(open(sys.argv[2], "rb").read())
 start = body.index(b'"details":[') + len(b'"details":[')
 end = body.index(b'],"log":')
 got = body[start:end]

@@ -34,17 +34,15 @@ add_htpasswd "$HTPASSWD" dave "$PW_DAVE"
 printf '%s\n' "$TOKEN_A" | "$BIN" htpasswd --cost 4 alice >"$TOKENS"
 htpasswd -nbB -C 4 alice "$TOKEN_B" | sed '/^$/d' >>"$TOKENS"
 
-# hit PATH CURL_ARGS...: one request to the current listener; sets CODE, HEAD (headers,
-# CR removed) and BODY.
+# hit PATH CURL_ARGS...: one request to the current listener; sets CODE, HEADERS (CR removed)
+# and BODY, which lib.sh's header and ids read.
 hit() {
   local path=$1; shift
   : >"$WORK/head"; : >"$WORK/body"
   CODE=$(curl -sS -o "$WORK/body" -D "$WORK/head" -w '%{http_code}' "$@" "$URL$path")
-  HEAD=$(tr -d '\r' <"$WORK/head")
+  HEADERS=$(tr -d '\r' <"$WORK/head")
   BODY=$(cat "$WORK/body")
 }
-# header NAME: the value of a response header of the last hit (empty when absent).
-header() { printf '%s\n' "$HEAD" | sed -n "s/^$1: //Ip" | head -n 1; }
 # expect_answer DESC HTTP_CODE RESULT_STATUS [RESULT_FILTER]: status code, a JSON body, and
 # result.status (wrapped form by default; pass "" for the flat form).
 expect_answer() {
@@ -53,7 +51,6 @@ expect_answer() {
   check "$1: body is JSON" is_json "$BODY"
   expect_jq "$1: result.status" "$BODY" "$result.status" "$3"
 }
-ids() { jqv "$BODY" '[.result.data.details[].id] | map(tostring) | join(",")'; }
 # wait_log PATTERN: the access-log line is written after the answer is sent, so poll for it
 # (bounded) instead of reading the log the moment curl returns.
 wait_log() {
@@ -359,25 +356,25 @@ check "unusable entries: hashes not printed" bash -c '! grep -qF -- "$1" "$2"' _
 kill "$LISTENER_PID"; wait "$LISTENER_PID" 2>/dev/null
 
 # --- start-up refusals ------------------------------------------------------------------------
-# refused DESC ARGS...: `serve ARGS` must exit 2 with exactly one stderr line. `timeout` only
+# start_refused DESC ARGS...: `serve ARGS` must exit 2 with exactly one stderr line. `timeout` only
 # bounds a listener that wrongly starts; it is not a synchronisation.
-refused() {
+start_refused() {
   local d=$1 rc; shift
   timeout 20 "$BIN" serve "$@" >"$WORK/out" 2>"$WORK/err"; rc=$?
   expect_eq "$d: exit 2" 2 "$rc"
   expect_eq "$d: one stderr line" 1 "$(wc -l <"$WORK/err")"
   ERR=$(cat "$WORK/err")
 }
-refused "no credential store" --listen 127.0.0.1:0 --home-root "$HOME_ROOT"
+start_refused "no credential store" --listen 127.0.0.1:0 --home-root "$HOME_ROOT"
 expect_contains "no credential store: says what to give" "--htpasswd" "$ERR"
-refused "non-loopback without --allow-remote" --listen 0.0.0.0:0 --htpasswd "$HTPASSWD"
+start_refused "non-loopback without --allow-remote" --listen 0.0.0.0:0 --htpasswd "$HTPASSWD"
 expect_contains "non-loopback: names --allow-remote" "--allow-remote" "$ERR"
-refused "unknown flag" --listen 127.0.0.1:0 --htpasswd "$HTPASSWD" --frobnicate
+start_refused "unknown flag" --listen 127.0.0.1:0 --htpasswd "$HTPASSWD" --frobnicate
 expect_contains "unknown flag: names it" "frobnicate" "$ERR"
-refused "bad --envelope" --listen 127.0.0.1:0 --htpasswd "$HTPASSWD" --envelope yaml
-refused "bad --workers" --listen 127.0.0.1:0 --htpasswd "$HTPASSWD" --workers 0
-refused "missing htpasswd file" --listen 127.0.0.1:0 --htpasswd "$WORK/absent"
-refused "stray argument" --listen 127.0.0.1:0 --htpasswd "$HTPASSWD" extra
+start_refused "bad --envelope" --listen 127.0.0.1:0 --htpasswd "$HTPASSWD" --envelope yaml
+start_refused "bad --workers" --listen 127.0.0.1:0 --htpasswd "$HTPASSWD" --workers 0
+start_refused "missing htpasswd file" --listen 127.0.0.1:0 --htpasswd "$WORK/absent"
+start_refused "stray argument" --listen 127.0.0.1:0 --htpasswd "$HTPASSWD" extra
 
 "$BIN" serve --help >"$WORK/out" 2>"$WORK/err"
 expect_eq "serve --help: exit 0" 0 "$?"
