@@ -23,11 +23,23 @@ const OUTPUT_BUFFER: usize = 64 * 1024;
 
 pub fn main() -> ExitCode {
     report_panics_on_one_line();
-    let (form, service) = match config::from_env(&config::process_env) {
-        Ok(settings) => (settings.envelope, Ok(Service::new(settings, FrontEnd::Cgi))),
-        Err(problem) => (Form::Wrapped, Err(problem)),
+    // A bad CLAMSCANNER_TRUST_REMOTE_USER is a broken configuration, like a bad envelope.
+    let settings = config::from_env(&config::process_env)
+        .and_then(|s| config::trust_remote_user(&config::process_env).map(|trust| (s, trust)));
+    let (form, service, trust) = match settings {
+        Ok((settings, trust)) => (
+            settings.envelope,
+            Ok(Service::new(settings, FrontEnd::Cgi)),
+            trust,
+        ),
+        Err(problem) => (Form::Wrapped, Err(problem), None),
     };
-    let req = request_from_env(&config::process_env, &mut io::stdin().lock());
+    let mut req = request_from_env(&config::process_env, &mut io::stdin().lock());
+    // CLAMSCANNER_TRUST_REMOTE_USER=0: the web server checks no password (nginx +
+    // fcgiwrap fills REMOTE_USER from any Basic header), so the program must.
+    if trust == Some(false) {
+        req.credentials.remote_user = None;
+    }
     let handler = |req: &Request| match &service {
         Ok(service) => service.handle(req),
         Err(problem) => {

@@ -29,6 +29,19 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Settings, Stri
     })
 }
 
+/// `CLAMSCANNER_TRUST_REMOTE_USER`: `0` never believes `REMOTE_USER`, `1` believes it where the
+/// front end would not by default (a FastCGI `--listen` socket); unset or empty: the default.
+pub fn trust_remote_user(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Option<bool>, String> {
+    match env("CLAMSCANNER_TRUST_REMOTE_USER").filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if v == "0" => Ok(Some(false)),
+        Some(v) if v == "1" => Ok(Some(true)),
+        Some(v) => Err(format!(
+            "CLAMSCANNER_TRUST_REMOTE_USER must be 0 or 1, not {v:?}"
+        )),
+    }
+}
+
 pub fn parse_form(value: &OsStr) -> Option<Form> {
     value.to_str().and_then(Form::parse)
 }
@@ -154,5 +167,19 @@ mod tests {
         );
         assert_eq!(s.and_then(|s| s.htpasswd), None);
         assert!(settings(&[("CLAMSCANNER_ENVELOPE", "yaml")]).is_err());
+    }
+
+    #[test]
+    fn trust_variable() {
+        let trust = |value: &str| {
+            let value = OsString::from(value);
+            trust_remote_user(&|name| {
+                (name == "CLAMSCANNER_TRUST_REMOTE_USER").then(|| value.clone())
+            })
+        };
+        assert_eq!(trust(""), Ok(None));
+        assert_eq!(trust("0"), Ok(Some(false)));
+        assert_eq!(trust("1"), Ok(Some(true)));
+        assert!(trust("yes").is_err());
     }
 }

@@ -29,6 +29,7 @@ pub struct Settings {
 pub enum FrontEnd {
     Cgi,
     Listener,
+    FastCgi,
 }
 
 enum Route {
@@ -47,7 +48,8 @@ impl Service {
         let auth = Authenticator::new(
             settings.htpasswd.clone(),
             settings.tokens.clone(),
-            front_end == FrontEnd::Listener,
+            // A long-lived process: remembering a check saves a bcrypt verify per poll.
+            front_end != FrontEnd::Cgi,
         );
         Service {
             settings,
@@ -118,7 +120,7 @@ impl Service {
             b"/execute/ClamScanner/check_disinfection_status"
             | b"/ClamScanner/check_disinfection_status" => Some(Route::Function),
             // Dropped into cgi-bin under any name, the program itself is the function.
-            b"" if self.front_end == FrontEnd::Cgi => Some(Route::Function),
+            b"" if self.front_end != FrontEnd::Listener => Some(Route::Function),
             b"/" if self.front_end == FrontEnd::Listener => Some(Route::Page),
             _ => None,
         }

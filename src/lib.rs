@@ -15,6 +15,7 @@ pub mod config;
 pub mod disinfection;
 pub mod envelope;
 pub mod fanout;
+pub mod fastcgi;
 pub mod handler;
 pub mod htpasswd;
 pub mod jsonline;

@@ -1,4 +1,5 @@
-//! The only module that calls libc directly: the account database, `openat` and `memchr`.
+//! The only module that calls libc directly: the account database, `openat`, `memchr`, and the
+//! socket checks of the FastCGI front end.
 //!
 //! The standard library has neither `getpwnam_r` nor `openat`, and opening the account's files
 //! relative to an already opened home directory is what makes the ownership check race-free.
@@ -8,7 +9,7 @@
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// One entry of the system account database.
 pub struct PasswdEntry {
@@ -114,5 +115,92 @@ pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
         None
     } else {
         Some(found as usize - hay.as_ptr() as usize)
+    }
+}
+
+// --- sockets handed over by a web server or systemd (FastCGI front end) -------------------
+
+/// True when `fd` is a stream socket in the listening state. `SO_ACCEPTCONN`, not "is a
+/// socket": Apache's mod_cgid gives a CGI program a *connected* socket on descriptor 0.
+pub fn is_listening_stream(fd: RawFd) -> bool {
+    socket_option(fd, libc::SO_ACCEPTCONN) == Some(1)
+        && socket_option(fd, libc::SO_TYPE) == Some(libc::SOCK_STREAM)
+}
+
+/// The address family of socket `fd` (`libc::AF_UNIX`, `AF_INET`, `AF_INET6`).
+pub fn socket_family(fd: RawFd) -> Option<i32> {
+    socket_option(fd, libc::SO_DOMAIN)
+}
+
+fn socket_option(fd: RawFd, option: libc::c_int) -> Option<i32> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are live locals of the sizes passed; getsockopt writes at most
+    // `len` bytes into `value` and fails harmlessly on a descriptor that is not a socket.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(value)
+}
+
+/// Takes ownership of an inherited descriptor (after the checks above) and marks it
+/// close-on-exec, so nothing the program might start inherits the listening socket.
+pub fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl on an integer descriptor has no memory effects; errors are reported.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the caller hands over an inherited descriptor that nothing else in the process
+    // owns (descriptor 0 or 3 at start-up, checked to be a listening socket).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Runs `f` with the process umask set to `mask` (a new socket file gets its mode from the
+/// umask; setting it before bind leaves no moment where the socket is more open than wanted).
+/// Call it before other threads start: the umask is process-wide.
+pub fn with_umask<T>(mask: u32, f: impl FnOnce() -> T) -> T {
+    // SAFETY: umask only swaps an integer in the process and cannot fail.
+    let old = unsafe { libc::umask(mask as libc::mode_t) };
+    let result = f();
+    // SAFETY: as above; restores the previous mask.
+    unsafe { libc::umask(old) };
+    result
+}
+
+/// The gid of group `name`, from the group database.
+pub fn group_by_name(name: &CStr) -> io::Result<Option<u32>> {
+    let mut buf_len = 1024usize;
+    loop {
+        let mut buf = vec![0 as libc::c_char; buf_len];
+        // SAFETY: `group` is plain old data; all-zero is a valid (empty) value.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call: a NUL-terminated name, our `grp`, and
+        // `buf` with its true length; results point into `buf` or `grp`.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                name.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buf_len < (1 << 20) {
+            buf_len *= 4;
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        return Ok((!result.is_null()).then_some(grp.gr_gid));
     }
 }
