@@ -205,8 +205,132 @@ req -X TRACE -u "$U:$PW" "$URL"
 expect_eq "Apache: TRACE refused (Debian's security.conf)" 405 "$CODE"
 
 # --- 4. the FastCGI service, started as its unit starts it, behind nginx -----------------------
+# nginx_location SOCKET: the shipped nginx example's location blocks (or, while none is shipped,
+# the block deployment-facts §2 checked), to go inside the test's own server block.
+nginx_example() { ls /usr/share/doc/clamscanner/examples/nginx*.conf 2>/dev/null | head -n 1; }
+nginx_location() {
+  local example
+  example=$(nginx_example)
+  if [ -n "$example" ]; then
+    # Only the location blocks: the example's server-level lines (listen, server_name) are ours.
+    sed -n '/^[[:space:]]*location[[:space:]]/,/^[[:space:]]*}[[:space:]]*$/p' "$example"
+  else
+    cat <<EOF
+location /cgi-bin/clamscanner {
+    fastcgi_split_path_info ^(/cgi-bin/clamscanner)(/.*)\$;
+    include /etc/nginx/fastcgi_params;
+    fastcgi_param PATH_INFO \$fastcgi_path_info;
+    fastcgi_pass unix:$1;
+}
+EOF
+  fi
+}
+
 fastcgi_part() {
-  echo "SKIP: FastCGI part: not written yet"
+  local exec_start user group listen mode sgroup v home_v pw_v i port nd status caps nurl example
+  exec_start=$(unit_value ExecStart "$UNIT")
+  user=$(unit_value User "$UNIT")
+  group=$(unit_value Group "$UNIT")
+  listen=$(unit_value ListenStream "$SOCKET_UNIT")
+  mode=$(unit_value SocketMode "$SOCKET_UNIT")
+  sgroup=$(unit_value SocketGroup "$SOCKET_UNIT")
+  # An account as on a real server: home 0700, log 0600, which Apache's user cannot read.
+  v=csfcg$$
+  useradd -m -d "/home/$v" -s /usr/sbin/nologin "$v" || { fail "useradd $v"; return; }
+  on_exit "userdel -r $v >/dev/null 2>&1"
+  home_v=/home/$v
+  chmod 0700 "$home_v"
+  { record 1 step deleted "$v" 1 1; record 2 done success "$v" 2 2; } >"$home_v/$LOG"
+  chown "$v:$v" "$home_v/$LOG"
+  chmod 0600 "$home_v/$LOG"
+  pw_v=pw-$$-fastcgi
+  printf '%s\n' "$pw_v" | /usr/bin/clamscanner htpasswd --cost 5 "$v" >>/etc/clamscanner/htpasswd
+
+  req -u "$v:$pw_v" "$URL"
+  expect_jq "CGI under Apache cannot read a 0700 home (why the service exists)" "$BODY" .result.status 0
+
+  # What systemd does for the unit pair, by hand: the socket (SocketMode, SocketGroup, its
+  # directory), then ExecStart as User=/Group= with only CAP_DAC_READ_SEARCH (ambient and
+  # bounding set) and no_new_privs, in an empty environment, the socket on fd 3 (LISTEN_FDS).
+  if [ -e "$(dirname "$listen")" ]; then fail "$(dirname "$listen") exists already"; return; fi
+  mkdir -m 0755 "$(dirname "$listen")"
+  on_exit "rm -rf '$(dirname "$listen")'"
+  # shellcheck disable=SC2086 # ExecStart is a command line, split as systemd splits it.
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin systemd-socket-activate -l "$listen" \
+    --fdname=clamscanner-fastcgi.socket -- \
+    setpriv --reuid="$user" --regid="$group" --clear-groups \
+    --inh-caps=-all,+dac_read_search --ambient-caps=-all,+dac_read_search \
+    --bounding-set=-all,+dac_read_search --no-new-privs \
+    $exec_start 2>"$WORK/fastcgi.err" &
+  FCGI_PID=$!
+  on_exit "kill $FCGI_PID 2>/dev/null; wait $FCGI_PID 2>/dev/null"
+  for i in $(seq 100); do [ -S "$listen" ] && break; sleep 0.1; done
+  check "the socket exists at $listen" test -S "$listen"
+  chgrp "$sgroup" "$listen" && chmod "$mode" "$listen"
+
+  example=$(nginx_example)
+  port=$(free_port)
+  nd=$WORK/nginx
+  mkdir -p "$nd" && chmod 0755 "$nd"
+  cat >"$nd/nginx.conf" <<EOF
+worker_processes 1;
+user www-data;
+pid $nd/nginx.pid;
+error_log $nd/error.log;
+events { worker_connections 64; }
+http {
+    access_log $nd/access.log;
+    client_body_temp_path $nd/body;
+    fastcgi_temp_path $nd/fastcgi;
+    proxy_temp_path $nd/proxy;
+    uwsgi_temp_path $nd/uwsgi;
+    scgi_temp_path $nd/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        server_name localhost;
+$(nginx_location "$listen")
+    }
+}
+EOF
+  echo "note: nginx location from ${example:-this test, no nginx example in cgi-bin/ yet}"
+  if ! nginx -t -q -c "$nd/nginx.conf" -p "$nd" 2>"$nd/test.log"; then
+    fail "nginx -t rejected the configuration: $(cat "$nd/test.log")"
+    return
+  fi
+  nginx -c "$nd/nginx.conf" -p "$nd" 2>>"$nd/test.log"
+  on_exit "kill \$(cat '$nd/nginx.pid' 2>/dev/null) 2>/dev/null"
+  for i in $(seq 100); do
+    [ -s "$nd/nginx.pid" ] && curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+    sleep 0.1
+  done
+
+  nurl=http://127.0.0.1:$port/cgi-bin/clamscanner
+  req -u "$v:$pw_v" "$nurl?last_id=0"
+  expect_eq "nginx + FastCGI service: 200" 200 "$CODE"
+  expect_jq "nginx + FastCGI service: the 0700 home's 0600 log, read through the capability" "$BODY" \
+    '[.result.status, .result.data.status, (.result.data.details | map(.id))] | tojson' '[1,"done",[1,2]]'
+  req -u "$v:$pw_v" "$nurl/execute/ClamScanner/check_disinfection_status?last_id=1"
+  expect_jq "nginx + FastCGI service: the cPanel path" "$BODY" '.result.data.details | map(.id) | tojson' '[2]'
+  req "$nurl"
+  expect_eq "nginx + FastCGI service: no password: 401" 401 "$CODE"
+  req -u "$v:wrong" "$nurl"
+  expect_eq "nginx + FastCGI service: wrong password: 401" 401 "$CODE"
+  req -u "$U:$PW" "$nurl?last_id=0"
+  expect_jq "nginx + FastCGI service: another account gets its own log" "$BODY" .result.data.log "$HOME_U/$LOG"
+
+  status=$(cat "/proc/$FCGI_PID/status" 2>/dev/null)
+  expect_eq "the service process is /usr/bin/clamscanner" /usr/bin/clamscanner "$(readlink "/proc/$FCGI_PID/exe")"
+  expect_eq "it runs as the service user" "$(id -u "$user")" "$(awk '/^Uid:/ {print $2}' <<<"$status")"
+  caps=$(awk '/^Cap(Prm|Eff|Bnd|Amb):/ {printf "%s%s ", $1, $2}' <<<"$status")
+  expect_eq "its only capability is CAP_DAC_READ_SEARCH" \
+    "CapPrm:0000000000000004 CapEff:0000000000000004 CapBnd:0000000000000004 CapAmb:0000000000000004 " "$caps"
+  expect_eq "with no_new_privs" 1 "$(awk '/^NoNewPrivs:/ {print $2}' <<<"$status")"
+  expect_eq "the socket is ${mode#0} root:$sgroup" "${mode#0} root $sgroup" "$(stat -c '%a %U %G' "$listen")"
+
+  kill "$(cat "$nd/nginx.pid")" 2>/dev/null
+  kill "$FCGI_PID" 2>/dev/null
+  wait "$FCGI_PID" 2>/dev/null
+  rm -rf "$(dirname "$listen")"
 }
 FASTCGI_HELP=$(/usr/bin/clamscanner fastcgi --help 2>&1)
 if [[ $FASTCGI_HELP != *--listen* ]]; then
