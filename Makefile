@@ -8,8 +8,8 @@ PORT ?= 2082
 DEST ?= /usr/lib/cgi-bin
 BIN ?= $(BIN_RELEASE)
 
-.PHONY: all build release run demo test test-shell bench contract fuzz install-cgi lint clean \
-        man deb rpm test-package
+.PHONY: all build release run demo test test-shell bench bench-servers contract fuzz install-cgi lint \
+        clean man deb rpm test-package
 
 all: build
 
@@ -36,6 +36,10 @@ test: build
 
 bench: release
 	bash bench/run.sh
+
+# Web servers side by side (nginx, Apache, fcgiwrap, the listener): BENCHMARKS.md "Web servers".
+bench-servers: release
+	bash bench/servers.sh
 
 contract: build
 	bash tests/contract.sh

@@ -2,7 +2,7 @@
 # `make fuzz`: runs each cargo-fuzz target for a bounded time and says how many inputs each ran.
 #
 #   FUZZ_SECONDS=60   seconds per target (default 60)
-#   FUZZ_TARGETS="…"  a subset of: query authorization jsonline logfile fastcgi_record
+#   FUZZ_TARGETS="…"  a subset of: query authorization jsonline logfile
 #
 # cargo fuzz builds with nightly-only flags (-Zsanitizer=address, sanitizer coverage); the
 # project uses the stable toolchain, so RUSTC_BOOTSTRAP=1 lets stable rustc accept them.

@@ -346,6 +346,9 @@ def methods(addr, pid):
     check("empty PATH_INFO is the function (as in CGI)", code == 200, code)
     status, (code, _, body) = one(addr, cgi_params(path="/", auth=ALICE))
     check("PATH_INFO / is 404 (no progress page over FastCGI)", code == 404, code)
+    status, (code, _, body) = one(addr, cgi_params("last_id=9", auth=ALICE, extra=[("CLAMSCANNER_ENVELOPE", "flat")]))
+    flat = json.loads(body)
+    check("a CLAMSCANNER_ENVELOPE=flat parameter gives the flat form", "result" not in flat and [d["id"] for d in flat["data"]["details"]] == [10], body[:200])
     status, (code, _, body) = one(addr, cgi_params(auth=ALICE, extra=[("QUERY_STRING", "last_id=9")]))
     check("a parameter sent twice: the last one wins", ids(body) == [10], body[:200])
 

@@ -14,6 +14,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use super::record::{self, Header, ProtocolStatus, RecordError};
 use crate::cgi;
+use crate::envelope::Form;
 use crate::handler::{self, Service};
 use crate::request::MAX_BODY;
 use crate::response::Response;
@@ -24,16 +25,22 @@ use crate::response::Response;
 pub const MAX_PARAMS: usize = 128 * 1024;
 /// STDIN bytes kept: one more than the body limit, so an oversized body is still seen as one.
 const MAX_STDIN_KEPT: usize = MAX_BODY + 1;
-/// Bytes asked of the socket per read.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes asked of the socket per read (a typical request's records fit in one).
+const READ_CHUNK: usize = 8 * 1024;
 /// Content of a full STDOUT record: a multiple of 8, so full records need no padding.
 const STDOUT_RECORD: usize = 32 * 1024;
 /// Sealed records are sent once this much is pending (or at the end of the answer).
 const STDOUT_FLUSH: usize = 64 * 1024;
+/// Initial size of the outgoing buffer.
+const STDOUT_START: usize = 4 * 1024;
 
 /// What the connection's owner decided once for all its requests.
 pub struct Responder {
+    /// The service with the configured envelope form.
     pub service: Service,
+    /// The same settings in the other form, for requests whose `CLAMSCANNER_ENVELOPE`
+    /// parameter asks for it (one web-server location wrapped, another flat).
+    pub other_form: Service,
     /// Believe `REMOTE_USER` (the web server authenticated the user and is the only peer).
     pub trust_remote_user: bool,
     /// Answered to FCGI_GET_VALUES as FCGI_MAX_CONNS and FCGI_MAX_REQS.
@@ -366,7 +373,15 @@ impl Params<'_> {
 const SINGLE_PARAMS: [&str; 2] = ["REMOTE_USER", "HTTP_AUTHORIZATION"];
 
 fn respond(responder: &Responder, params: &Params, stdin: &[u8]) -> Response {
-    let form = responder.service.settings.envelope;
+    let asked = params
+        .last(b"CLAMSCANNER_ENVELOPE")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(Form::parse);
+    let service = match asked {
+        Some(form) if form == responder.other_form.settings.envelope => &responder.other_form,
+        _ => &responder.service,
+    };
+    let form = service.settings.envelope;
     if let Some(name) = SINGLE_PARAMS
         .iter()
         .find(|name| params.count(name.as_bytes()) > 1)
@@ -388,7 +403,7 @@ fn respond(responder: &Responder, params: &Params, stdin: &[u8]) -> Response {
     if !responder.trust_remote_user || withdrawn {
         req.credentials.remote_user = None;
     }
-    responder.service.handle(&req)
+    service.handle(&req)
 }
 
 /// A `Write` that cuts what it is given into STDOUT records of one request and sends them in
@@ -404,7 +419,9 @@ struct StdoutRecords<'a, S: Write> {
 
 impl<'a, S: Write> StdoutRecords<'a, S> {
     fn new(sink: &'a mut S, id: u16) -> Self {
-        let mut buf = Vec::with_capacity(STDOUT_FLUSH + STDOUT_RECORD + 64);
+        // Small to start: most answers are one record of a few KiB, and every connection in
+        // flight holds one of these; a large answer grows it to STDOUT_FLUSH + a record.
+        let mut buf = Vec::with_capacity(STDOUT_START);
         buf.extend_from_slice(&[0; record::HEADER_LEN]);
         StdoutRecords {
             sink,

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use crate::account::Homes;
 use crate::config::{self, Flags};
+use crate::envelope::Form;
 use crate::handler::{FrontEnd, Service};
 use crate::sys;
 use conn::Responder;
@@ -232,6 +233,16 @@ fn parse(args: Vec<OsString>) -> Result<Parsed, FastCgiError> {
     Ok(Parsed::Run(Box::new(service), options))
 }
 
+/// The service in the form the settings do not name (see `Responder::other_form`).
+fn other_form(service: &Service) -> Service {
+    let mut settings = service.settings.clone();
+    settings.envelope = match settings.envelope {
+        Form::Wrapped => Form::Flat,
+        Form::Flat => Form::Wrapped,
+    };
+    Service::new(settings, FrontEnd::FastCgi)
+}
+
 fn text(value: OsString, name: &str) -> Result<String, FastCgiError> {
     value
         .into_string()
@@ -383,6 +394,7 @@ fn run(
     let pool = Arc::new(Pool {
         listener,
         responder: Responder {
+            other_form: other_form(&service),
             service,
             trust_remote_user: trusted,
             max_conns: options.workers,
