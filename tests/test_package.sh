@@ -68,6 +68,9 @@ done
 expect_not_contains "deb: nothing in /usr/local" "./usr/local" "$CONTENTS"
 
 RPM=$(bash "$ROOT/packaging/build.sh" rpm) || { echo "FAIL: packaging/build.sh rpm" >&2; exit 1; }
+sum1=$(sha256sum <"$RPM")
+bash "$ROOT/packaging/build.sh" rpm >/dev/null
+expect_eq "two builds of the .rpm are the same bytes" "$sum1" "$(sha256sum <"$RPM")"
 RPM_FILES=$(rpm -qlp "$RPM" 2>/dev/null)
 for f in /usr/bin/clamscanner /var/www/cgi-bin/clamscanner /etc/httpd/conf.d/clamscanner.conf \
   /usr/share/man/man1/clamscanner.1.gz /usr/lib/systemd/system/clamscanner-fastcgi.socket \
@@ -205,29 +208,19 @@ req -X TRACE -u "$U:$PW" "$URL"
 expect_eq "Apache: TRACE refused (Debian's security.conf)" 405 "$CODE"
 
 # --- 4. the FastCGI service, started as its unit starts it, behind nginx -----------------------
-# nginx_location SOCKET: the shipped nginx example's location blocks (or, while none is shipped,
-# the block deployment-facts §2 checked), to go inside the test's own server block.
-nginx_example() { ls /usr/share/doc/clamscanner/examples/nginx*.conf 2>/dev/null | head -n 1; }
+# nginx_location SOCKET: the location blocks of the shipped nginx example's configuration 2 (the
+# program authenticates, as the unit's ExecStart does), placeholders filled in for the package.
+NGINX_EXAMPLE=/usr/share/doc/clamscanner/examples/nginx-clamscanner.conf
 nginx_location() {
-  local example
-  example=$(nginx_example)
-  if [ -n "$example" ]; then
-    # Only the location blocks: the example's server-level lines (listen, server_name) are ours.
-    sed -n '/^[[:space:]]*location[[:space:]]/,/^[[:space:]]*}[[:space:]]*$/p' "$example"
-  else
-    cat <<EOF
-location /cgi-bin/clamscanner {
-    fastcgi_split_path_info ^(/cgi-bin/clamscanner)(/.*)\$;
-    include /etc/nginx/fastcgi_params;
-    fastcgi_param PATH_INFO \$fastcgi_path_info;
-    fastcgi_pass unix:$1;
-}
-EOF
-  fi
+  local text
+  text=$(sed -n '/^# ---- begin configuration 2:/,/^# ---- end configuration 2 ----$/p' "$NGINX_EXAMPLE" | grep -v '^#')
+  text=${text//@SOCKET@/"$1"}
+  text=${text//@HTPASSWD@/\/etc\/clamscanner\/htpasswd}
+  printf '%s\n' "$text"
 }
 
 fastcgi_part() {
-  local exec_start user group listen mode sgroup v home_v pw_v i port nd status caps nurl example
+  local exec_start user group listen mode sgroup v home_v pw_v i port nd status caps nurl location path
   exec_start=$(unit_value ExecStart "$UNIT")
   user=$(unit_value User "$UNIT")
   group=$(unit_value Group "$UNIT")
@@ -268,10 +261,19 @@ fastcgi_part() {
   check "the socket exists at $listen" test -S "$listen"
   chgrp "$sgroup" "$listen" && chmod "$mode" "$listen"
 
-  example=$(nginx_example)
+  check "the package ships the nginx example" test -s "$NGINX_EXAMPLE"
+  location=$(nginx_location "$listen")
+  check "the example's configuration 2 has locations, placeholders filled" \
+    bash -c '[[ $1 == *location* && $1 != *@[A-Z_]*@* ]]' _ "$location"
+  check "neither the example's configuration 2 nor the unit trusts REMOTE_USER" \
+    bash -c '! grep -q -- --trust-remote-user <<<"$1$2"' _ "$exec_start" \
+    "$(sed -n '/^# ---- begin configuration 2:/,/^# ---- end configuration 2/p' "$NGINX_EXAMPLE" | grep '^# run:')"
+  path=$(awk '$1 == "location" {print $2; exit}' <<<"$location")
   port=$(free_port)
   nd=$WORK/nginx
   mkdir -p "$nd" && chmod 0755 "$nd"
+  # `include fastcgi_params;` is relative to the configuration's directory.
+  cp /etc/nginx/fastcgi_params "$nd/"
   cat >"$nd/nginx.conf" <<EOF
 worker_processes 1;
 user www-data;
@@ -288,11 +290,10 @@ http {
     server {
         listen 127.0.0.1:$port;
         server_name localhost;
-$(nginx_location "$listen")
+$location
     }
 }
 EOF
-  echo "note: nginx location from ${example:-this test, no nginx example in cgi-bin/ yet}"
   if ! nginx -t -q -c "$nd/nginx.conf" -p "$nd" 2>"$nd/test.log"; then
     fail "nginx -t rejected the configuration: $(cat "$nd/test.log")"
     return
@@ -304,15 +305,20 @@ EOF
     sleep 0.1
   done
 
-  nurl=http://127.0.0.1:$port/cgi-bin/clamscanner
+  nurl=http://127.0.0.1:$port$path
   req -u "$v:$pw_v" "$nurl?last_id=0"
   expect_eq "nginx + FastCGI service: 200" 200 "$CODE"
   expect_jq "nginx + FastCGI service: the 0700 home's 0600 log, read through the capability" "$BODY" \
     '[.result.status, .result.data.status, (.result.data.details | map(.id))] | tojson' '[1,"done",[1,2]]'
   req -u "$v:$pw_v" "$nurl/execute/ClamScanner/check_disinfection_status?last_id=1"
   expect_jq "nginx + FastCGI service: the cPanel path" "$BODY" '.result.data.details | map(.id) | tojson' '[2]'
+  req -u "$v:$pw_v" "http://127.0.0.1:$port/execute/ClamScanner/check_disinfection_status?last_id=1"
+  expect_jq "nginx + FastCGI service: /execute/, flat (the example's CLAMSCANNER_ENVELOPE param)" "$BODY" \
+    '[.status, (.data.details | map(.id))] | tojson' '[1,[2]]'
   req "$nurl"
   expect_eq "nginx + FastCGI service: no password: 401" 401 "$CODE"
+  req -H "Authorization: Basic $(printf '%s:x' "$U" | base64)" "$nurl"
+  expect_eq "nginx + FastCGI service: naming a user with a wrong password (nginx's REMOTE_USER) is 401" 401 "$CODE"
   req -u "$v:wrong" "$nurl"
   expect_eq "nginx + FastCGI service: wrong password: 401" 401 "$CODE"
   req -u "$U:$PW" "$nurl?last_id=0"
