@@ -38,6 +38,8 @@ if dpkg-query -W -f='${Status}' clamscanner 2>/dev/null | grep -qv 'not-installe
 fi
 
 LOG=.clamavconnector.disinfection.log
+# req CURL_ARGS...: sets CODE and BODY.
+req() { CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' "$@"); BODY=$(cat "$WORK/body"); }
 record() { printf '{"id":%s,"type":"%s","state":"%s","file":"/home/%s/mail/x%s","message":"m%s"}\n' "$@"; }
 
 # --- 1. build --------------------------------------------------------------------------------
@@ -180,6 +182,28 @@ PW=pw-$$-apache
 printf '%s\n' "$PW" | /usr/bin/clamscanner htpasswd --cost 5 "$U" >>/etc/clamscanner/htpasswd
 check "the htpasswd entry went in" grep -q "^$U:\$2" /etc/clamscanner/htpasswd
 
+# Without a CGI module the packaged configuration must be a no-op: Apache starts, and the program
+# is not served as a download. A private Apache on a free port, no cgi/cgid, the conf included.
+P=$WORK/apache-nocgi
+mkdir -p "$P"/{logs,run,htdocs} && chmod -R 0755 "$P"
+PPORT=$(free_port)
+{
+  printf 'ServerRoot "%s"\nPidFile "%s/run/httpd.pid"\nDefaultRuntimeDir "%s/run"\n' "$P" "$P" "$P"
+  printf 'ServerName 127.0.0.1\nListen 127.0.0.1:%s\nErrorLog "%s/logs/error.log"\n' "$PPORT" "$P"
+  for m in mpm_event authn_core authn_file authz_core authz_user auth_basic alias mime; do
+    printf 'LoadModule %s_module /usr/lib/apache2/modules/mod_%s.so\n' "$m" "$m"
+  done
+  printf 'User www-data\nGroup www-data\nTypesConfig /etc/mime.types\nDocumentRoot "%s/htdocs"\n' "$P"
+  printf 'Include /etc/apache2/conf-available/clamscanner.conf\n'
+} >"$P/httpd.conf"
+check "without a CGI module the configuration passes apache2 -t" bash -c '/usr/sbin/apache2 -t -f "$1" 2>/dev/null' _ "$P/httpd.conf"
+/usr/sbin/apache2 -f "$P/httpd.conf" -k start 2>"$P/start.log" || cat "$P/start.log" "$P/logs/error.log" >&2
+on_exit "kill \$(cat '$P/run/httpd.pid' 2>/dev/null) 2>/dev/null"
+for _ in $(seq 100); do [ -s "$P/run/httpd.pid" ] && curl -s -o /dev/null "http://127.0.0.1:$PPORT/" && break; sleep 0.1; done
+req -u "$U:$PW" "http://127.0.0.1:$PPORT/cgi-bin/clamscanner"
+expect_eq "without a CGI module /cgi-bin/clamscanner is 404, never the binary" 404 "$CODE"
+kill "$(cat "$P/run/httpd.pid")" 2>/dev/null
+
 check "a2enconf clamscanner" bash -c 'a2enconf -q clamscanner >/dev/null'
 if apache_running; then
   apache2ctl graceful >/dev/null 2>&1
@@ -192,7 +216,6 @@ for _ in $(seq 100); do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL")" = 401 ] && break
   sleep 0.1
 done
-req() { CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' "$@"); BODY=$(cat "$WORK/body"); }
 req -u "$U:$PW" "$URL?last_id=1"
 expect_eq "Apache: a poll with the right password: 200" 200 "$CODE"
 expect_jq "Apache: the account's records after last_id=1, status done" "$BODY" \
