@@ -113,6 +113,9 @@ snapshot() {
     -o -path /var/lib/systemd -o -path /var/lib/man-db -o -path /usr/lib/python3 -o -path /etc/ld.so.cache \) -prune \
     -o -print 2>/dev/null | LC_ALL=C sort
 }
+SYSUSERS=$(systemd-sysusers --dry-run "$ROOT/packaging/systemd/clamscanner.sysusers" 2>&1)
+expect_contains "sysusers.d file: systemd-sysusers would create the same user" \
+  "Creating user 'clamscanner' (clamscanner FastCGI service)" "$SYSUSERS"
 snapshot >"$WORK/before"
 CGID_BEFORE=$(a2query -q -m cgid && echo on || echo off)
 APACHE_PID_FILE=/var/run/apache2/apache2.pid
@@ -145,6 +148,8 @@ check "the CGI program is executable" test -x /usr/lib/cgi-bin/clamscanner
 check "man finds clamscanner(1)" bash -c 'man -w clamscanner | grep -qx /usr/share/man/man1/clamscanner.1.gz'
 expect_eq "the service user is a system user with no login shell" "/nonexistent /usr/sbin/nologin" \
   "$(getent passwd clamscanner | awk -F: '$3 < 1000 {print $6, $7}')"
+expect_eq "systemd-sysusers finds nothing to add once the package made the user" "" \
+  "$(systemd-sysusers --dry-run /usr/lib/sysusers.d/clamscanner.conf 2>&1)"
 check "the service user has a group of its own" bash -c 'getent group clamscanner >/dev/null'
 expect_eq "/etc/clamscanner/htpasswd: root:www-data 0640, empty" "root www-data 640 0" \
   "$(stat -c '%U %G %a %s' /etc/clamscanner/htpasswd 2>/dev/null)"
