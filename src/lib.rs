@@ -1,5 +1,5 @@
-//! clamscanner: cPanel's UAPI `ClamScanner::check_disinfection_status`, one core, three front
-//! ends (CGI, listener, command line).
+//! clamscanner: cPanel's UAPI `ClamScanner::check_disinfection_status`, one core, four front
+//! ends (CGI, FastCGI, listener, command line).
 //!
 //! Data flows one way: a front end (`cgi`, `serve`, `cli`) builds a [`request::Request`] ->
 //! `handler` routes and applies limits -> `auth` names the account -> `account` opens its files

@@ -54,7 +54,7 @@ start_backend() {
   BACKEND_PID=$!
   on_exit "kill $BACKEND_PID 2>/dev/null; wait $BACKEND_PID 2>/dev/null"
   for i in $(seq 300); do
-    if [ "${words[0]}" = clamscanner ]; then grep -q "listening on" "$2" && return 0
+    if [ "${words[0]}" = clamscanner ]; then grep -q "listening on" "$2" 2>/dev/null && return 0
     else [ -S "$SOCKET" ] && return 0
     fi
     kill -0 "$BACKEND_PID" 2>/dev/null || break

@@ -83,6 +83,14 @@ out=$(get "unix:$SOCK" REQUEST_METHOD=GET PATH_INFO=$FN REMOTE_USER=alice CLAMSC
 expect_jq "a CLAMSCANNER_TRUST_REMOTE_USER=0 parameter withdraws trust: 401" "$out" .code 401
 kill "$FCGI_PID"; wait "$FCGI_PID" 2>/dev/null
 
+# CLAMSCANNER_TRUST_REMOTE_USER=0 wins over --trust-remote-user.
+LOG2B=$WORK/fastcgi-distrust.log
+CLAMSCANNER_TRUST_REMOTE_USER=0 start_fcgi "$LOG2B" --listen "unix:$SOCK" --trust-remote-user \
+  --htpasswd "$HTPASSWD" --home-root "$H" || exit 1
+out=$(get "unix:$SOCK" REQUEST_METHOD=GET PATH_INFO=$FN REMOTE_USER=alice)
+expect_jq "CLAMSCANNER_TRUST_REMOTE_USER=0 beats --trust-remote-user: 401" "$out" .code 401
+kill "$FCGI_PID"; wait "$FCGI_PID" 2>/dev/null
+
 # --- TCP: trusting REMOTE_USER there is warned about ----------------------------------------
 LOG3=$WORK/fastcgi-tcp.log
 start_fcgi "$LOG3" --listen 127.0.0.1:0 --trust-remote-user --home-root "$H" || exit 1
@@ -98,7 +106,7 @@ expect_eq "untrusted and no credential file: refuses to start (exit 2)" 2 "$rc"
 expect_contains "... saying why" "give --htpasswd" "$out"
 out=$("$BIN" fastcgi --home-root "$H" </dev/null 2>&1); rc=$?
 expect_eq "no --listen and no socket on descriptor 0: exit 2" 2 "$rc"
-expect_contains "fastcgi --help names the 0660 socket mode" "0660" "$("$BIN" fastcgi --help 2>&1)"
+expect_contains "fastcgi --help names the 0660 socket mode" "0660" "$("$BIN" fastcgi --help)"
 
 # --- descriptor 0: spawn-fcgi hands over a listening socket; no arguments -------------------
 if command -v spawn-fcgi >/dev/null; then

@@ -66,6 +66,14 @@ impl fmt::Display for ConnError {
             ConnError::Record(e) => write!(f, "malformed record: {e}"),
             ConnError::Protocol(what) => write!(f, "protocol error: {what}"),
             ConnError::Truncated => write!(f, "the web server stopped in the middle of a request"),
+            ConnError::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                write!(f, "the web server stopped reading (timed out)")
+            }
             ConnError::Io(e) => write!(f, "{e}"),
             ConnError::Internal => write!(f, "internal error while writing an answer"),
         }

@@ -49,8 +49,8 @@ Serves ClamScanner::check_disinfection_status over FastCGI (Responder role) to a
   --trust-remote-user   believe REMOTE_USER on a --listen or systemd socket (the web server
                         authenticated the user). Anyone who can connect may then claim any
                         account: keep the socket 0660 and its group the web server's.
-REMOTE_USER is believed on descriptor 0 (the web server made that socket) unless
-CLAMSCANNER_TRUST_REMOTE_USER=0; elsewhere only with --trust-remote-user (or the variable =1).
+REMOTE_USER is believed on descriptor 0 (the web server made that socket), elsewhere only with
+--trust-remote-user (or CLAMSCANNER_TRUST_REMOTE_USER=1); CLAMSCANNER_TRUST_REMOTE_USER=0 never.
 Without trust a request must carry Authorization, checked against --htpasswd/--tokens.
 Environment: CLAMSCANNER_HTPASSWD, CLAMSCANNER_TOKENS, CLAMSCANNER_HOME_ROOT, CLAMSCANNER_ENVELOPE,
 CLAMSCANNER_TRUST_REMOTE_USER.";
@@ -145,13 +145,12 @@ enum Parsed {
 pub fn main(args: Vec<OsString>, inherited: Option<Inherited>) -> ExitCode {
     let (service, options) = match parse(args) {
         Ok(Parsed::Run(service, options)) => (*service, options),
-        // Never stdout under a web server (it is /dev/null or Apache's error log).
         Ok(Parsed::Help) => {
-            eprintln!("{USAGE}");
+            println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Version) => {
-            eprintln!("{}", crate::VERSION_LINE);
+            println!("{}", crate::VERSION_LINE);
             return ExitCode::SUCCESS;
         }
         Err(problem) => {
@@ -318,14 +317,14 @@ impl Write for Stream {
     }
 }
 
-/// Trust of `REMOTE_USER`: the flag, else the variable (0 or 1), else what the socket implies.
+/// Trust of `REMOTE_USER`: `CLAMSCANNER_TRUST_REMOTE_USER=0` always withdraws it (the one knob
+/// an administrator can rely on to turn it off); otherwise the flag or the variable `1` grants
+/// it, else the socket's default.
 fn trust(flag: bool, default: bool) -> Result<bool, FastCgiError> {
-    if flag {
-        return Ok(true);
-    }
     match config::trust_remote_user(&config::process_env) {
-        Ok(Some(given)) => Ok(given),
-        Ok(None) => Ok(default),
+        Ok(Some(false)) => Ok(false),
+        Ok(Some(true)) => Ok(true),
+        Ok(None) => Ok(flag || default),
         Err(problem) => Err(FastCgiError::Config(problem)),
     }
 }
