@@ -390,8 +390,9 @@ expect_eq "dpkg -L: every file left is a conffile" "" "$leftover"
 snapshot >"$WORK/after-remove"
 new=$(comm -13 "$WORK/before" "$WORK/after-remove")
 # Allowed: the conffile, the credential file the administrator filled, and Apache's own state
-# (the module stays enabled until purge; its markers say who enabled or disabled what).
-unexpected=$(grep -vxE '/etc/apache2/conf-available/clamscanner.conf|/etc/clamscanner|/etc/clamscanner/htpasswd|/etc/apache2/mods-enabled/cgid\.(load|conf)|/var/lib/apache2/(module|conf)(/[a-z_]+)?(/(cgid|clamscanner))?|/etc/(passwd|group|shadow|gshadow)-' <<<"$new")
+# (the module stays enabled until purge; its markers say who enabled or disabled what). The
+# test's own accounts change the account files (and useradd may create /etc/subuid).
+unexpected=$(grep -vxE '/etc/apache2/conf-available/clamscanner.conf|/etc/clamscanner|/etc/clamscanner/htpasswd|/etc/apache2/mods-enabled/cgid\.(load|conf)|/var/lib/apache2/(module|conf)(/[a-z_]+)?(/(cgid|clamscanner))?|/etc/(passwd|group|shadow|gshadow|subuid|subgid)-?' <<<"$new")
 expect_eq "after remove: no other new file anywhere" "" "$unexpected"
 check "after remove: the credential file is kept" grep -q "^$U:" /etc/clamscanner/htpasswd
 
@@ -403,7 +404,7 @@ check "purge removed its group" bash -c '! getent group clamscanner'
 expect_eq "purge put the CGI module back as it was ($CGID_BEFORE)" "$CGID_BEFORE" \
   "$(a2query -q -m cgid && echo on || echo off)"
 snapshot >"$WORK/after-purge"
-unexpected=$(comm -13 "$WORK/before" "$WORK/after-purge" | grep -vxE '/etc/(passwd|group|shadow|gshadow)-|/var/lib/apache2/(module|conf)(/[a-z_]+)?')
+unexpected=$(comm -13 "$WORK/before" "$WORK/after-purge" | grep -vxE '/etc/(passwd|group|shadow|gshadow|subuid|subgid)-?|/var/lib/apache2/(module|conf)(/[a-z_]+)?')
 expect_eq "after purge: no new file anywhere" "" "$unexpected"
 gone=$(comm -23 "$WORK/before" "$WORK/after-purge")
 expect_eq "after purge: no file of the machine's went missing" "" "$gone"
