@@ -34,7 +34,7 @@ expect_has() { if has "$2" "$3"; then pass "$1"; else fail "$1: [$2] not found";
 # flags TEXT: every long flag in TEXT (`--name`, without any `=value`), one per line.
 flags() { grep -oE -- '--[a-z][a-z0-9-]*' <<<"$1" | sort -u; }
 
-TOP_HELP=$("$BIN" --help 2>&1)
+TOP_HELP=$(timeout 10 "$BIN" --help 2>&1)
 expect_eq "--help exits 0" 0 "$("$BIN" --help >/dev/null 2>&1; echo $?)"
 expect_eq "--help ends with the manual page's name" "See clamscanner(1)." "$(tail -n 1 <<<"$TOP_HELP")"
 
@@ -50,7 +50,8 @@ for flag in $(flags "$TOP_HELP"); do
 done
 for sub in "${SUBS[@]}"; do
   # stderr too: a subcommand without --help prints its usage with the error.
-  help=$("$BIN" "$sub" --help 2>&1 </dev/null)
+  # Bounded: a subcommand that ignored --help and started working must not hang the test.
+  help=$(timeout 10 "$BIN" "$sub" --help 2>&1 </dev/null)
   text=$(section "$sub")
   check "the manual page has a section .SS $sub" test -n "$text"
   expect_contains "README.md names the subcommand $sub" "clamscanner $sub" "$README_TEXT"
