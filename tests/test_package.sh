@@ -396,6 +396,13 @@ unexpected=$(grep -vxE '/etc/apache2/conf-available/clamscanner.conf|/etc/clamsc
 expect_eq "after remove: no other new file anywhere" "" "$unexpected"
 check "after remove: the credential file is kept" grep -q "^$U:" /etc/clamscanner/htpasswd
 
+# Installing again after a remove: the configuration the remove disabled comes back, the
+# credential file is the administrator's as it was.
+out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$DEB" 2>&1)
+expect_eq "apt-get install again after remove" 0 "$?"
+check "the reinstall enabled the configuration the remove had disabled" a2query -q -c clamscanner
+check "the reinstall kept the credential file's entries" grep -q "^$U:" /etc/clamscanner/htpasswd
+
 out=$(DEBIAN_FRONTEND=noninteractive apt-get purge -y clamscanner 2>&1)
 expect_eq "apt-get purge" 0 "$?"
 expect_eq "dpkg: nothing left" "" "$(dpkg-query -W -f='${Status}' clamscanner 2>/dev/null | grep -v not-installed)"
