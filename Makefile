@@ -5,6 +5,7 @@ BIN_DEBUG := target/debug/clamscanner
 BIN_RELEASE := target/release/clamscanner
 DEMO := target/demo
 PORT ?= 2082
+SCENARIO ?= steady
 DEST ?= /usr/lib/cgi-bin
 BIN ?= $(BIN_RELEASE)
 
@@ -23,11 +24,17 @@ release:
 demo: build
 	@bash scripts/demo.sh "$(DEMO)"
 
+# The listener, and a simulated run that loops until make run stops (SCENARIO= picks another:
+# steady, queued, torn, corrupt, restart, clean, errors).
 run: demo
 	@echo
 	@echo "Try:  curl -u demo:demo 'http://127.0.0.1:$(PORT)/execute/ClamScanner/check_disinfection_status?last_id=95'"
 	@echo "Page: http://127.0.0.1:$(PORT)/  (user demo, password demo)   Stop with Ctrl-C."
+	@echo "Run:  scenario $(SCENARIO), looping (make run SCENARIO=restart picks another)."
+	@echo "Watch: $(BIN_DEBUG) watch --user demo --home-root $(DEMO)/home"
 	@echo
+	@$(BIN_DEBUG) simulate --home-root $(DEMO)/home --user demo --scenario $(SCENARIO) --loop & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null; wait $$sim 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	$(BIN_DEBUG) serve --listen 127.0.0.1:$(PORT) --htpasswd $(DEMO)/htpasswd --home-root $(DEMO)/home
 
 test: build
@@ -37,6 +44,10 @@ test: build
 bench: release
 	bash bench/run.sh
 
+# Known vs unknown users, both schemes, CGI and listener: medians must be within 10% (README "Security").
+.PHONY: bench-auth
+bench-auth: release
+	python3 bench/auth_timing.py $(BIN_RELEASE)
 # Web servers side by side (nginx, Apache, fcgiwrap, the listener): BENCHMARKS.md "Web servers".
 bench-servers: release
 	bash bench/servers.sh
@@ -74,9 +85,12 @@ rpm: release man
 test-package: release
 	bash tests/test_package.sh
 
+# fuzz/ is a workspace of its own, so neither cargo test nor clippy compiles it: check it here,
+# or a refactor breaks `make fuzz` silently. RUSTC_BOOTSTRAP=1: cargo-fuzz's crate wants nightly.
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) check --bins
 
 clean:
 	$(CARGO) clean

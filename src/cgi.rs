@@ -3,6 +3,10 @@
 //! As in Go's net/http/cgi, the request is built by one pure function from the environment (and
 //! stdin for a POST body), so it is tested with plain maps. argv is never read: Apache turns a
 //! query without `=` into arguments (the ISINDEX rule), which must not become flags.
+//!
+//! A bug must never reach the web server as output without a header block (Apache's "Premature
+//! end of script headers"): [`serve`] runs the handler it is given under a panic guard, as the
+//! listener does, and the program reports each panic on one line of stderr.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -23,9 +27,10 @@ const OUTPUT_BUFFER: usize = 64 * 1024;
 
 pub fn main() -> ExitCode {
     report_panics_on_one_line();
-    // A bad CLAMSCANNER_TRUST_REMOTE_USER is a broken configuration, like a bad envelope.
-    let settings = config::from_env(&config::process_env)
-        .and_then(|s| config::trust_remote_user(&config::process_env).map(|trust| (s, trust)));
+    // A bad CLAMSCANNER_TRUST_REMOTE_USER is a broken configuration, answered like one.
+    let settings = config::from_env(&config::process_env).and_then(|settings| {
+        config::trust_remote_user(&config::process_env).map(|trust| (settings, trust))
+    });
     let (form, service, trust) = match settings {
         Ok((settings, trust)) => (
             settings.envelope,
@@ -35,8 +40,8 @@ pub fn main() -> ExitCode {
         Err(problem) => (Form::Wrapped, Err(problem), None),
     };
     let mut req = request_from_env(&config::process_env, &mut io::stdin().lock());
-    // CLAMSCANNER_TRUST_REMOTE_USER=0: the web server checks no password (nginx +
-    // fcgiwrap fills REMOTE_USER from any Basic header), so the program must.
+    // CLAMSCANNER_TRUST_REMOTE_USER=0: the web server checks no password (nginx + fcgiwrap
+    // fills REMOTE_USER from any Basic header), so the program must.
     if trust == Some(false) {
         req.credentials.remote_user = None;
     }
@@ -376,15 +381,10 @@ mod tests {
 
     const CHILD: &str = "CLAMSCANNER_TEST_PANIC_CHILD";
 
-    /// Runs in a child process started by the test below (ignored otherwise): installs the
-    /// program's panic report, lets a handler panic where CHILD says, writes the CGI output to
-    /// the file CHILD names after the colon, and exits.
-    #[test]
-    #[ignore = "run by panics_reach_stderr_once_without_a_backtrace in a child process"]
-    fn panic_child() {
-        let Some(spec) = std::env::var_os(CHILD) else {
-            return;
-        };
+    /// The child process of the test below: installs the program's panic report, lets a handler
+    /// panic where `spec` says ("head" or "body"), writes the CGI output to the file named after
+    /// the colon, and exits without returning to the test harness.
+    fn panic_child(spec: OsString) -> ! {
         let spec = spec.into_string().unwrap();
         let (when, path) = spec.split_once(':').unwrap();
         report_panics_on_one_line();
@@ -402,6 +402,10 @@ mod tests {
 
     #[test]
     fn panics_reach_stderr_once_without_a_backtrace() {
+        // The same test, run again in a child process by the loop below.
+        if let Some(spec) = std::env::var_os(CHILD) {
+            panic_child(spec);
+        }
         let exe = std::env::current_exe().unwrap();
         for (when, message) in [
             ("head", "a bug before the answer"),
@@ -412,7 +416,10 @@ mod tests {
                 std::process::id()
             ));
             let child = std::process::Command::new(&exe)
-                .args(["--exact", "cgi::tests::panic_child", "--ignored"])
+                .args([
+                    "--exact",
+                    "cgi::tests::panics_reach_stderr_once_without_a_backtrace",
+                ])
                 .args(["--nocapture", "--test-threads=1"])
                 .env(CHILD, format!("{when}:{}", path.display()))
                 .env("RUST_BACKTRACE", "full")

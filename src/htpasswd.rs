@@ -3,6 +3,7 @@
 //! installed. The password comes from stdin, never argv, where other users could see it.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::io::{self, BufRead};
 use std::process::ExitCode;
 
@@ -10,54 +11,99 @@ use crate::account::is_valid_user_name;
 use crate::auth::MAX_COST;
 use crate::config::Flags;
 
-const USAGE: &str = "usage: printf '%s\\n' PASSWORD | clamscanner htpasswd [--cost 4-14] USER";
+const USAGE: &str = "\
+usage: printf '%s\\n' PASSWORD | clamscanner htpasswd [--cost 4-14] USER
 
-pub fn main(args: Vec<OsString>) -> ExitCode {
-    match run(args) {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
-        Err(problem) => {
-            eprintln!("clamscanner htpasswd: {problem}\n{USAGE}");
-            ExitCode::from(2)
+Reads one password from stdin and prints an htpasswd line of bcrypt (as `htpasswd -nB`).
+  --cost N   bcrypt cost, 4 to 14 (default 10); each step doubles the work per check";
+
+/// The bcrypt cost of a new line: Apache's `htpasswd -B` default is 5, but the listener and
+/// FastCGI cache successes, so a slower hash costs a poller only its first request.
+const DEFAULT_COST: u32 = 10;
+const MIN_COST: u32 = 4;
+
+/// Why no line was printed; each is a usage error (exit 2).
+#[derive(Debug)]
+enum Problem {
+    Flag(String),
+    BadCost,
+    UserCount,
+    BadUser,
+    Unreadable(io::Error),
+    EmptyPassword,
+    Hash(bcrypt::BcryptError),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Flag(message) => f.write_str(message),
+            Problem::BadCost => write!(f, "--cost must be a number from {MIN_COST} to {MAX_COST}"),
+            Problem::UserCount => f.write_str("give exactly one user name"),
+            Problem::BadUser => {
+                f.write_str("the user name must be 1-32 characters of A-Z a-z 0-9 . _ -")
+            }
+            Problem::Unreadable(e) => write!(f, "cannot read the password: {e}"),
+            Problem::EmptyPassword => f.write_str("the password on stdin is empty"),
+            Problem::Hash(e) => write!(f, "cannot hash: {e}"),
         }
     }
 }
 
-fn run(args: Vec<OsString>) -> Result<String, String> {
-    let mut cost = 10;
+enum Outcome {
+    Line(String),
+    Help,
+    Version,
+}
+
+pub fn main(args: Vec<OsString>) -> ExitCode {
+    match run(args) {
+        Ok(Outcome::Line(line)) => println!("{line}"),
+        Ok(Outcome::Help) => println!("{USAGE}"),
+        Ok(Outcome::Version) => println!("{}", crate::VERSION_LINE),
+        Err(problem) => {
+            eprintln!("clamscanner htpasswd: {problem}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(args: Vec<OsString>) -> Result<Outcome, Problem> {
+    let mut cost = DEFAULT_COST;
     let mut flags = Flags::new(args);
     while let Some((name, inline)) = flags.next_flag() {
         match name.as_str() {
+            "help" | "h" => return Ok(Outcome::Help),
+            "version" | "V" => return Ok(Outcome::Version),
             "cost" => {
-                let value = flags.value(&name, inline)?;
+                let value = flags.value(&name, inline).map_err(Problem::Flag)?;
                 cost = value
                     .to_str()
                     .and_then(|v| v.parse().ok())
-                    .filter(|c| (4..=MAX_COST).contains(c))
-                    .ok_or_else(|| format!("--cost must be a number from 4 to {MAX_COST}"))?;
+                    .filter(|c| (MIN_COST..=MAX_COST).contains(c))
+                    .ok_or(Problem::BadCost)?;
             }
-            _ => return Err(format!("unknown option --{name}")),
+            _ => return Err(Problem::Flag(format!("unknown option --{name}"))),
         }
     }
     let [user] = flags.positional.as_slice() else {
-        return Err("give exactly one user name".into());
+        return Err(Problem::UserCount);
     };
     let user = user
         .to_str()
         .filter(|u| is_valid_user_name(u.as_bytes()))
-        .ok_or("the user name must be 1-32 characters of A-Z a-z 0-9 . _ -")?;
+        .ok_or(Problem::BadUser)?;
     let mut password = String::new();
     io::stdin()
         .lock()
         .read_line(&mut password)
-        .map_err(|e| format!("cannot read the password: {e}"))?;
+        .map_err(Problem::Unreadable)?;
     let password = password.strip_suffix('\n').unwrap_or(&password);
     let password = password.strip_suffix('\r').unwrap_or(password);
     if password.is_empty() {
-        return Err("the password on stdin is empty".into());
+        return Err(Problem::EmptyPassword);
     }
-    let hash = bcrypt::hash(password, cost).map_err(|e| format!("cannot hash: {e}"))?;
-    Ok(format!("{user}:{hash}"))
+    let hash = bcrypt::hash(password, cost).map_err(Problem::Hash)?;
+    Ok(Outcome::Line(format!("{user}:{hash}")))
 }

@@ -25,7 +25,9 @@ pub mod records;
 pub mod request;
 pub mod response;
 pub mod serve;
+pub mod simulate;
 mod sys;
+pub mod watch;
 
 /// What `--version` prints, for every subcommand.
 pub const VERSION_LINE: &str = concat!("clamscanner ", env!("CARGO_PKG_VERSION"));

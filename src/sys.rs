@@ -1,5 +1,6 @@
-//! The only module that calls libc directly: the account database, `openat`, `memchr`, and the
-//! socket checks of the FastCGI front end.
+//! The only module that calls libc directly: the account database, `openat` and `memchr`; for
+//! `simulate` and `watch`, `renameat`, `unlinkat`, `fchown`, a SIGINT flag and the terminal
+//! width; and the socket checks of the FastCGI front end.
 //!
 //! The standard library has neither `getpwnam_r` nor `openat`, and opening the account's files
 //! relative to an already opened home directory is what makes the ownership check race-free.
@@ -116,6 +117,117 @@ pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
     } else {
         Some(found as usize - hay.as_ptr() as usize)
     }
+}
+
+// ---- `simulate` and `watch` (the workbench for client authors) ---------------------------------
+
+/// Creates `name` inside `dir` for writing; fails if anything (a symlink included) is already
+/// there, so nothing is ever written through a link planted in the account's home.
+pub fn create_new_in_dir(dir: &File, name: &CStr, mode: u32) -> io::Result<File> {
+    let flags = libc::O_WRONLY
+        | libc::O_CREAT
+        | libc::O_EXCL
+        | libc::O_NOFOLLOW
+        | libc::O_CLOEXEC
+        | libc::O_NOCTTY;
+    // SAFETY: `dir` is open for the duration of the call and `name` is NUL-terminated; openat
+    // keeps neither pointer. The mode is passed as the variadic third argument, as C expects.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat, is valid, and nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Opens an existing `name` inside `dir` for appending, never following a final symlink and
+/// never blocking on a FIFO (the caller checks the type and owner with `fstat`).
+pub fn open_append_in_dir(dir: &File, name: &CStr) -> io::Result<File> {
+    let flags = libc::O_WRONLY
+        | libc::O_APPEND
+        | libc::O_NOFOLLOW
+        | libc::O_NONBLOCK
+        | libc::O_CLOEXEC
+        | libc::O_NOCTTY;
+    // SAFETY: as in `open_in_dir`.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat, is valid, and nothing else owns it.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Renames `from` to `to`, both inside `dir`; replaces whatever `to` is (a symlink is replaced,
+/// never followed), atomically for readers.
+pub fn rename_in_dir(dir: &File, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: `dir` is open and both names are NUL-terminated; nothing is kept.
+    let rc =
+        unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Removes the directory entry `name` inside `dir` (a symlink itself, not its target).
+pub fn unlink_in_dir(dir: &File, name: &CStr) -> io::Result<()> {
+    // SAFETY: `dir` is open and `name` is NUL-terminated; nothing is kept.
+    let rc = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Gives an open file to `uid:gid` (root makes the account's files owned by the account).
+pub fn fchown(file: &File, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: `file` is an open descriptor for the duration of the call.
+    let rc = unsafe { libc::fchown(file.as_raw_fd(), uid, gid) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_interrupt(_signal: libc::c_int) {
+    // Only an atomic store: the one thing a signal handler may safely do here.
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// From now on SIGINT (Ctrl-C) only sets a flag that [`interrupted`] reads, so the caller can
+/// restore the terminal and exit 130 itself.
+pub fn catch_interrupt() -> io::Result<()> {
+    // SAFETY: `sigaction` is plain old data; all-zero is a valid empty value, and the mask is
+    // then emptied with sigemptyset.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = note_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    action.sa_flags = libc::SA_RESTART;
+    // SAFETY: `action.sa_mask` is a valid sigset_t owned by us.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: `action` is fully initialised and outlives the call; the handler is
+    // async-signal-safe (one atomic store); the old action is not wanted (null).
+    let rc = unsafe { libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut()) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether SIGINT arrived since [`catch_interrupt`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Columns of the terminal on standard output, if it is one.
+pub fn terminal_columns() -> Option<usize> {
+    // SAFETY: `winsize` is plain old data; all-zero is a valid value.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the valid pointer we pass, or fails.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    (rc == 0 && size.ws_col > 0).then_some(usize::from(size.ws_col))
 }
 
 // --- sockets handed over by a web server or systemd (FastCGI front end) -------------------

@@ -21,7 +21,7 @@ for t in tests/t_*.sh; do
   summary=$(grep -E '^[A-Za-z0-9_]+: [0-9]+ passed, [0-9]+ failed' "$out" | tail -n1)
   mapfile -t skipped < <(grep -E '^SKIP' "$out")
   rm -f "$out"
-  for line in "${skipped[@]}"; do skips+=("$t: $line"); done
+  skips+=("${skipped[@]}")
   if [ -z "$summary" ]; then
     if [ "$rc" -eq 0 ] && [ "${#skipped[@]}" -gt 0 ]; then continue; fi
     if [ "$rc" -eq 0 ]; then

@@ -17,6 +17,10 @@ for u in alice nolog queued starting busy; do
   add_htpasswd "$HTPASSWD" "$u" "pw-$u"
 done
 add_htpasswd "$TOKENS" alice "TOKEN0ALICE0123456789"
+# Two lines for one user: Apache (configuration 1) checks only the first; the program must agree.
+make_account "$H" dup
+add_htpasswd "$HTPASSWD" dup "pw-dup-first"
+add_htpasswd "$HTPASSWD" dup "pw-dup-second"
 write_log "$H/alice/$LOG_NAME" 10 done     # finished: ids 1..10, the last one type done
 write_log "$H/busy/$LOG_NAME" 5 running    # still going: ids 1..5, no done record
 printf 'queued\n' >"$H/queued/$STATE_NAME"
@@ -108,6 +112,9 @@ expect_contains "c1: ... Apache's own 401 (HTML)" "text/html" "$(header Content-
 expect_contains "c1: ... with Apache's challenge" 'Basic realm="cPanel"' "$(header WWW-Authenticate)"
 req "$U"
 expect_eq "c1: no credentials: Apache's 401" 401 "$CODE"
+req "$U" -u dup:pw-dup-first; C1_DUP="$CODE"
+req "$U" -u dup:pw-dup-second; C1_DUP="$C1_DUP $CODE"
+expect_eq "c1: two htpasswd lines: Apache takes the first line's password only" "200 401" "$C1_DUP"
 apache_stop
 
 # --- configuration 2: the program authenticates -----------------------------------------------
@@ -131,6 +138,9 @@ expect_eq "c2: wrong token: 401" 401 "$CODE"
 req "$U" -u alice:wrong
 expect_eq "c2: wrong password: 401" 401 "$CODE"
 expect_jq "c2: wrong password: the program's JSON" "$BODY" .result.status 0
+req "$U" -u dup:pw-dup-first; C2_DUP="$CODE"
+req "$U" -u dup:pw-dup-second; C2_DUP="$C2_DUP $CODE"
+expect_eq "c2: two htpasswd lines: the program agrees with Apache (c1)" "$C1_DUP" "$C2_DUP"
 req "$U"
 expect_eq "c2: no Authorization: the program's 401" 401 "$CODE"
 expect_eq "c2: ... WWW-Authenticate" 'Basic realm="cPanel", charset="UTF-8"' "$(header WWW-Authenticate)"

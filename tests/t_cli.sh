@@ -168,7 +168,7 @@ expect_eq "$SELF, default user: own records" "1,2,3" "$(ids)"
 as_self --user="$SELF" --home-root "$SELF_ROOT" "${FN[@]}"
 expect_eq "$SELF naming itself: exit 0" 0 "$RC"
 # Root's own default is root, which the account database never serves.
-if needs_root "the check of root's own default account"; then
+if needs_root "the checks of root's own default account"; then
   uapi "${FN[@]}"
   expect_eq "root, default user, account database: exit 1" 1 "$RC"
   expect_contains "root, default user: refused by uid 0" "uid 0" "$(jqv "$OUT" '.result.errors[0]')"

@@ -61,6 +61,9 @@ endpoint_checks "l2 (program authenticates, mod_cgi)" "$U" wrapped
 token_checks "l2" "$U"
 expect_eq "l2: the 401 is the program's JSON" "application/json; charset=utf-8" \
   "$(curl -s -o /dev/null -w '%{content_type}' -u alice:wrong "$U")"
+endpoint_checks "l2 cPanel URL shape, flat" "$LIGHTTPD_URL/execute/ClamScanner/check_disinfection_status" flat
+req "$LIGHTTPD_URL/execute/ClamScanner/start_scan" -u alice:pw-alice
+expect_eq "l2: another function under /execute: 404" 404 "$CODE"
 lighttpd_stop
 
 lighttpd_start 3 || exit 1

@@ -4,7 +4,8 @@
 # CGI program runs here as such a user (uid and gid 65534, no groups, through setpriv), for the
 # account database (a temporary system account) and for a home root. It must serve the account;
 # a home it may not search (0700) must be refused with a message that says so; and the
-# isolation rules (symlinks, other owners) must hold as that user too.
+# isolation rules (symlinks, other owners) must hold as that user too. The listener is run as
+# that user as well, and `uapi` as the account itself (its own 0700 home is then readable).
 source "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || skip_test "needs root (useradd, chown, setpriv): run as root for it"
@@ -98,6 +99,26 @@ for mode in database root; do
   rm "$H/$LOG_NAME"
   mv "$WORK/log.aside" "$H/$LOG_NAME"
 done
+
+echo "-- the listener as uid 65534, and uapi as the account itself"
+add_htpasswd "$WORK/htpasswd" "$ACCT" "pw-$ACCT"
+printf '#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups "%s" "$@"\n' \
+  "$WORK/clamscanner" >"$WORK/as-server"
+chmod 755 "$WORK/as-server"
+if BIN=$WORK/as-server start_listener --htpasswd "$WORK/htpasswd" --home-root "$ROOT_DIR"; then
+  expect_eq "listener: runs as uid 65534" 65534 "$(awk '/^Uid:/ {print $3}' "/proc/$LISTENER_PID/status")"
+  BODY=$(curl -s -u "$ACCT:pw-$ACCT" "$LISTENER_URL$FN?last_id=1")
+  expect_eq "listener: a 0711 home is served" "2,3,4,5" "$(ids)"
+  kill "$LISTENER_PID"; wait "$LISTENER_PID" 2>/dev/null
+else
+  fail "listener: starts as uid 65534"
+fi
+# uapi reads with the caller's own permissions: the account's own 0700 home is fine.
+chmod 0700 "$HOMES/$ACCT"
+BODY=$(setpriv --reuid="$ACCT" --regid="$ACCT" --clear-groups "$WORK/clamscanner" uapi \
+  ClamScanner check_disinfection_status last_id=4 2>&1)
+expect_eq "uapi as the account: its own 0700 home" "5" "$(ids)"
+chmod 0711 "$HOMES/$ACCT"
 
 echo "-- a home root the web server's user may not search"
 chmod 0700 "$ROOT_DIR"

@@ -13,7 +13,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::panic::{self, AssertUnwindSafe};
 
 use super::record::{self, Header, ProtocolStatus, RecordError};
-use crate::cgi;
+use crate::cgi::{self, OutputError};
 use crate::envelope::Form;
 use crate::handler::{self, Service};
 use crate::request::MAX_BODY;
@@ -335,18 +335,15 @@ impl<S: Write> Conn<'_, S> {
             }))
             .unwrap_or_else(|_| {
                 eprintln!("clamscanner fastcgi: a request handler panicked; answered 500");
-                handler::server_error(form)
+                handler::internal_error(form)
             });
             (response, head_only)
         };
         let mut out = StdoutRecords::new(&mut *self.stream, active.id);
-        let written = panic::catch_unwind(AssertUnwindSafe(|| {
-            cgi::write_response(&mut out, response, head_only)
-        }));
-        match written {
-            Ok(Ok(())) => {}
-            Ok(Err(cgi::OutputError::Write(e))) => return Err(ConnError::Io(e)),
-            Ok(Err(cgi::OutputError::Panicked)) | Err(_) => return Err(ConnError::Internal),
+        match cgi::write_response(&mut out, response, head_only) {
+            Ok(()) => {}
+            Err(OutputError::Write(e)) => return Err(ConnError::Io(e)),
+            Err(OutputError::Panicked) => return Err(ConnError::Internal),
         }
         out.finish()?;
         Ok(if active.keep_conn {
@@ -510,6 +507,124 @@ mod tests {
         }
         assert!(rest.is_empty());
         found
+    }
+
+    fn responder() -> Responder {
+        let settings = crate::handler::Settings {
+            htpasswd: None,
+            tokens: None,
+            homes: crate::account::Homes::Root("/nonexistent-clamscanner-test".into()),
+            envelope: Form::Wrapped,
+        };
+        let mut flat = settings.clone();
+        flat.envelope = Form::Flat;
+        Responder {
+            service: Service::new(settings, crate::handler::FrontEnd::FastCgi),
+            other_form: Service::new(flat, crate::handler::FrontEnd::FastCgi),
+            trust_remote_user: true,
+            max_conns: 5,
+        }
+    }
+
+    fn params(rid: u16, pairs: &[(&str, &str)]) -> Vec<u8> {
+        let mut stream = Vec::new();
+        for (n, v) in pairs {
+            record::encode_pair(&mut stream, n.as_bytes(), v.as_bytes());
+        }
+        let mut out = Vec::new();
+        record::encode_record(&mut out, record::PARAMS, rid, &stream);
+        record::encode_record(&mut out, record::PARAMS, rid, b"");
+        record::encode_record(&mut out, record::STDIN, rid, b"");
+        out
+    }
+
+    /// Every record of `bytes`, as (type, id, content).
+    fn split_all(mut bytes: &[u8]) -> Vec<(u8, u16, Vec<u8>)> {
+        let mut found = Vec::new();
+        while let Ok(Some(frame)) = record::split(bytes) {
+            let content = bytes[frame.content.clone()].to_vec();
+            found.push((frame.header.kind, frame.header.request_id, content));
+            bytes = &bytes[frame.len..];
+        }
+        found
+    }
+
+    #[test]
+    fn one_connection_end_to_end() {
+        let mut input = Vec::new();
+        let mut query = Vec::new();
+        record::encode_pair(&mut query, b"FCGI_MPXS_CONNS", b"");
+        record::encode_pair(&mut query, b"FCGI_MAX_CONNS", b"");
+        record::encode_record(&mut input, record::GET_VALUES, 0, &query);
+        record::encode_record(&mut input, 42, 0, b"");
+        record::encode_record(
+            &mut input,
+            record::BEGIN_REQUEST,
+            1,
+            &[0, 2, 1, 0, 0, 0, 0, 0],
+        );
+        record::encode_record(
+            &mut input,
+            record::BEGIN_REQUEST,
+            1,
+            &[0, 1, 1, 0, 0, 0, 0, 0],
+        );
+        record::encode_record(
+            &mut input,
+            record::BEGIN_REQUEST,
+            2,
+            &[0, 1, 1, 0, 0, 0, 0, 0],
+        );
+        input.extend(params(2, &[("REMOTE_USER", "x")]));
+        input.extend(params(
+            1,
+            &[("REMOTE_USER", "alice"), ("REMOTE_USER", "root")],
+        ));
+        input.extend_from_slice(&[7, 1, 0, 1, 0, 0, 0, 0]);
+        let (mut ours, mut theirs) = match std::os::unix::net::UnixStream::pair() {
+            Ok(pair) => pair,
+            Err(e) => panic!("socketpair: {e}"),
+        };
+        let peer = std::thread::spawn(move || {
+            let ok = theirs.write_all(&input).is_ok()
+                && theirs.shutdown(std::net::Shutdown::Write).is_ok();
+            let mut answer = Vec::new();
+            let _ = theirs.read_to_end(&mut answer);
+            (ok, answer)
+        });
+        let outcome = serve(&mut ours, &responder());
+        drop(ours);
+        let (sent, answer) = peer.join().unwrap_or_default();
+        assert!(sent);
+        assert!(matches!(
+            outcome,
+            Err(ConnError::Record(RecordError::BadVersion(7)))
+        ));
+        let records = split_all(&answer);
+        let kinds: Vec<(u8, u16)> = records.iter().map(|r| (r.0, r.1)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (record::GET_VALUES_RESULT, 0),
+                (record::UNKNOWN_TYPE, 0),
+                (record::END_REQUEST, 1),
+                (record::END_REQUEST, 2),
+                (record::STDOUT, 1),
+                (record::STDOUT, 1),
+                (record::END_REQUEST, 1),
+            ]
+        );
+        let mut values = Vec::new();
+        record::encode_pair(&mut values, b"FCGI_MPXS_CONNS", b"0");
+        record::encode_pair(&mut values, b"FCGI_MAX_CONNS", b"5");
+        assert_eq!(records[0].2, values);
+        assert_eq!(records[1].2[0], 42);
+        assert_eq!(records[2].2[4], ProtocolStatus::UnknownRole as u8);
+        assert_eq!(records[3].2[4], ProtocolStatus::CantMpxConn as u8);
+        let text = String::from_utf8_lossy(&records[4].2);
+        assert!(text.starts_with("Status: 400 Bad Request\r\n"), "{text}");
+        assert!(text.contains("REMOTE_USER more than once"), "{text}");
+        assert!(records[5].2.is_empty(), "the STDOUT stream is closed");
     }
 
     #[test]

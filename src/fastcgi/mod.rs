@@ -228,7 +228,7 @@ fn parse(args: Vec<OsString>) -> Result<Parsed, FastCgiError> {
     service
         .authenticator()
         .preload()
-        .map_err(FastCgiError::Config)?;
+        .map_err(|e| FastCgiError::Config(e.to_string()))?;
     Ok(Parsed::Run(Box::new(service), options))
 }
 
