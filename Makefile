@@ -9,7 +9,8 @@ SCENARIO ?= steady
 DEST ?= /usr/lib/cgi-bin
 BIN ?= $(BIN_RELEASE)
 
-.PHONY: all build release run demo test test-shell bench bench-servers contract fuzz install-cgi lint clean
+.PHONY: all build release run demo test test-shell bench bench-servers contract fuzz install-cgi lint \
+        clean man deb rpm test-package
 
 all: build
 
@@ -65,6 +66,24 @@ install-cgi:
 	fi
 	install -d "$(DEST)"
 	install -m 0755 "$(BIN)" "$(DEST)/clamscanner"
+
+# The manual page, rendered to target/man/ and checked: groff and man must print no warning.
+man:
+	bash packaging/man.sh
+
+# Packages from the release binary into target/package/ (README "Packages").
+deb: release man
+	@deb=$$(bash packaging/build.sh deb) && echo "$$deb" && \
+	  lintian --fail-on error,warning "$$deb" 2>&1 | grep -v 'running with root privileges'; \
+	  exit $${PIPESTATUS[0]}
+
+rpm: release man
+	bash packaging/build.sh rpm
+
+# Installs the .deb system-wide, runs it under the system Apache and nginx, removes and purges
+# it: for CI machines (root), never part of `make test`.
+test-package: release
+	bash tests/test_package.sh
 
 # fuzz/ is a workspace of its own, so neither cargo test nor clippy compiles it: check it here,
 # or a refactor breaks `make fuzz` silently. RUSTC_BOOTSTRAP=1: cargo-fuzz's crate wants nightly.

@@ -20,7 +20,8 @@ usage: clamscanner serve --htpasswd FILE [options]   the HTTP listener (see `ser
        clamscanner htpasswd [--cost N] USER   (password on stdin; prints an htpasswd line)
        clamscanner simulate --user NAME [--scenario NAME] [options]   plays a run into the files
        clamscanner watch [--user=NAME] [options]   follows a run in the terminal
-       (as a CGI program, the web server runs it with GATEWAY_INTERFACE set)";
+       (as a CGI program, the web server runs it with GATEWAY_INTERFACE set)
+See clamscanner(1).";
 
 fn main() -> ExitCode {
     // First, while there is one thread: it removes the LISTEN_* variables.
