@@ -409,7 +409,7 @@ impl Snapshot {
             None => 0,
         };
         let mut head = [0u8; 3];
-        if end >= 3 {
+        if end >= 3 && !has_hole(log, 0, 3)? {
             log.read_exact_at(&mut head, 0)?;
         }
         let start = if head == BOM { 3 } else { 0 };
@@ -802,4 +802,631 @@ fn find_newline<R: ReadAt>(log: &Log<R>, from: u64, end: u64) -> Result<Option<u
 /// Position of the first `\n`.
 pub fn memchr_newline(hay: &[u8]) -> Option<usize> {
     crate::sys::find_byte(hay, b'\n')
+}
+
+/// Sources for tests: holes without the memory, reads that fail, logs that change.
+#[cfg(test)]
+pub(crate) mod test_sources {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    /// A sparse file in memory: data at some offsets, holes (zeros) elsewhere, and a count of
+    /// hole bytes anyone read (the reader must read none).
+    pub struct Sparse {
+        pub extents: Vec<(u64, Vec<u8>)>,
+        pub size: u64,
+        pub hole_bytes_read: Cell<u64>,
+    }
+
+    impl Sparse {
+        /// `parts`: data, or `Err(n)` for a hole of n bytes.
+        pub fn new(parts: &[Result<&[u8], u64>]) -> Sparse {
+            let (mut extents, mut size) = (Vec::new(), 0u64);
+            for part in parts {
+                match part {
+                    Ok(data) if !data.is_empty() => {
+                        extents.push((size, data.to_vec()));
+                        size += data.len() as u64;
+                    }
+                    Ok(_) => {}
+                    Err(n) => size += n,
+                }
+            }
+            Sparse {
+                extents,
+                size,
+                hole_bytes_read: Cell::new(0),
+            }
+        }
+    }
+
+    impl ReadAt for Sparse {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            let n = (self.size.saturating_sub(offset)).min(buf.len() as u64) as usize;
+            buf[..n].fill(0);
+            let mut data = 0u64;
+            for (at, bytes) in &self.extents {
+                let (lo, hi) = (
+                    (*at).max(offset),
+                    (at + bytes.len() as u64).min(offset + n as u64),
+                );
+                if lo < hi {
+                    let src = &bytes[(lo - at) as usize..(hi - at) as usize];
+                    buf[(lo - offset) as usize..(hi - offset) as usize].copy_from_slice(src);
+                    data += hi - lo;
+                }
+            }
+            self.hole_bytes_read
+                .set(self.hole_bytes_read.get() + n as u64 - data);
+            Ok(n)
+        }
+        fn size(&self) -> io::Result<u64> {
+            Ok(self.size)
+        }
+        fn data_from(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+            Ok(self.extents.iter().find_map(|(at, bytes)| {
+                let end = at + bytes.len() as u64;
+                (end > offset).then_some(((*at).max(offset), end))
+            }))
+        }
+    }
+
+    /// Bytes whose reads fail (EIO) from `fail_from` on.
+    pub struct Failing {
+        pub bytes: Vec<u8>,
+        pub fail_from: u64,
+    }
+
+    impl ReadAt for Failing {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            if offset + buf.len() as u64 > self.fail_from {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            self.bytes.read_at(buf, offset)
+        }
+        fn size(&self) -> io::Result<u64> {
+            Ok(self.bytes.len() as u64)
+        }
+    }
+
+    /// A log that becomes `after` once `reads` reads have been served: a rewrite at a chosen
+    /// moment.
+    pub struct Rewritten {
+        pub before: Vec<u8>,
+        pub after: Vec<u8>,
+        /// Reads left before the rewrite.
+        pub reads: AtomicU32,
+        /// Reads served after it (shared, so the test can look afterwards).
+        pub served_after: Arc<AtomicU32>,
+    }
+
+    impl Rewritten {
+        pub fn new(before: &[u8], after: &[u8], reads: u32) -> Rewritten {
+            Rewritten {
+                before: before.to_vec(),
+                after: after.to_vec(),
+                reads: AtomicU32::new(reads),
+                served_after: Arc::new(AtomicU32::new(0)),
+            }
+        }
+    }
+
+    impl ReadAt for Rewritten {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            let left = self.reads.load(Ordering::Relaxed);
+            self.reads.store(left.saturating_sub(1), Ordering::Relaxed);
+            if left > 0 {
+                self.before.read_at(buf, offset)
+            } else {
+                self.served_after.fetch_add(1, Ordering::Relaxed);
+                self.after.read_at(buf, offset)
+            }
+        }
+        fn size(&self) -> io::Result<u64> {
+            Ok(if self.reads.load(Ordering::Relaxed) > 0 {
+                self.before.len()
+            } else {
+                self.after.len()
+            } as u64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_sources::*;
+    use super::*;
+
+    fn rec(id: u64) -> Vec<u8> {
+        format!("{{\"type\":\"step\",\"file\":\"f{id}\",\"id\":{id}}}\n").into_bytes()
+    }
+
+    /// The lines of the snapshot of `src`, None for a skipped one.
+    fn lines_of<R: ReadAt>(src: R) -> Result<Vec<Option<Vec<u8>>>, ReadError> {
+        let log = Log::new(src);
+        let snap = Snapshot::take(&log)?;
+        let mut lines = Lines::new(snap.start, snap.end);
+        let mut out = Vec::new();
+        while let Some(item) = lines.next_line(&log)? {
+            out.push(match item {
+                Item::Line(text) => Some(text.to_vec()),
+                Item::Skipped => None,
+            });
+        }
+        log.verify()?;
+        Ok(out)
+    }
+
+    fn texts(lines: &[&str]) -> Vec<Option<Vec<u8>>> {
+        lines.iter().map(|l| Some(l.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn memchr_agrees_with_a_plain_search() {
+        let mut hay = vec![b'x'; 100];
+        assert_eq!(memchr_newline(&hay), None);
+        for pos in [0, 7, 8, 9, 63, 99] {
+            hay[pos] = b'\n';
+            assert_eq!(memchr_newline(&hay), hay.iter().position(|&b| b == b'\n'));
+        }
+        assert_eq!(memchr_newline(b"\x8a\x0b\n"), Some(2));
+    }
+
+    #[test]
+    fn lines_simple() {
+        assert_eq!(lines_of(b"a\nb\n".to_vec()).unwrap(), texts(&["a", "b"]));
+    }
+
+    #[test]
+    fn lines_empty_log() {
+        assert_eq!(lines_of(Vec::new()).unwrap(), texts(&[]));
+    }
+
+    #[test]
+    fn lines_only_newlines() {
+        assert_eq!(lines_of(b"\n\n\n".to_vec()).unwrap(), texts(&["", "", ""]));
+    }
+
+    #[test]
+    fn lines_torn_tail_is_left_out() {
+        assert_eq!(
+            lines_of(b"a\nb\nhalf".to_vec()).unwrap(),
+            texts(&["a", "b"])
+        );
+        assert_eq!(lines_of(b"no newline".to_vec()).unwrap(), texts(&[]));
+    }
+
+    #[test]
+    fn lines_keep_cr_for_the_caller() {
+        assert_eq!(
+            lines_of(b"a\r\nb\n".to_vec()).unwrap(),
+            texts(&["a\r", "b"])
+        );
+    }
+
+    #[test]
+    fn lines_after_a_bom() {
+        assert_eq!(
+            lines_of(b"\xEF\xBB\xBFa\n".to_vec()).unwrap(),
+            texts(&["a"])
+        );
+        assert_eq!(lines_of(b"\xEF\xBB\xBF\n".to_vec()).unwrap(), texts(&[""]));
+        // A BOM in a torn first line is not taken off anything.
+        assert_eq!(lines_of(b"\xEF\xBB\xBF".to_vec()).unwrap(), texts(&[]));
+        // Not at the start: an ordinary byte sequence.
+        assert_eq!(
+            lines_of(b"a\n\xEF\xBB\xBFb\n".to_vec()).unwrap(),
+            texts(&["a", "\u{FEFF}b"])
+        );
+    }
+
+    #[test]
+    fn lines_across_every_read_boundary() {
+        // Lines whose ends fall just before, on and after each read size.
+        for len in [
+            1,
+            2,
+            FIRST_READ - 2,
+            FIRST_READ - 1,
+            FIRST_READ,
+            FIRST_READ + 1,
+            BLOCK - 1,
+            BLOCK,
+            BLOCK + 1,
+            3 * BLOCK + 7,
+        ] {
+            let line = "y".repeat(len);
+            let log = format!("{line}\nz\n{line}\n");
+            assert_eq!(
+                lines_of(log.into_bytes()).unwrap(),
+                texts(&[&line, "z", &line]),
+                "line of {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn lines_at_the_length_limit() {
+        let at_limit = "x".repeat(MAX_LINE);
+        let over = "x".repeat(MAX_LINE + 1);
+        let log = format!("a\n{at_limit}\n{over}\nb\n");
+        let got = lines_of(log.into_bytes()).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Some(b"a".to_vec()),
+                Some(at_limit.into_bytes()),
+                None,
+                Some(b"b".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_line_is_read_once() {
+        // One line far over the limit among records: the work is linear in the log's size
+        // (read once, then once more by the final check), not in its square.
+        let mut log = Vec::new();
+        for id in 1..=10 {
+            log.extend(rec(id));
+        }
+        log.extend(std::iter::repeat_n(b'x', 16 << 20));
+        log.push(b'\n');
+        for id in 11..=20 {
+            log.extend(rec(id));
+        }
+        let size = log.len() as u64;
+        let found = crate::disinfection::read_log(log, 0, Default::default()).unwrap();
+        let mut records = found.records;
+        let mut out = Vec::new();
+        while records.fill(&mut out, 1 << 16).unwrap() {}
+        assert_eq!(records.malformed(), (1, Some(10)));
+        let read = records.bytes_read();
+        assert!(
+            read <= 2 * size + 64 * 1024,
+            "{read} bytes read for a log of {size}"
+        );
+    }
+
+    #[test]
+    fn last_record_skips_what_is_not_a_record() {
+        let cases: &[(&[u8], Option<(u64, bool)>)] = &[
+            (b"", None),
+            (b"junk\n", None),
+            (b"{\"id\":1}\n", Some((1, false))),
+            (
+                b"{\"id\":1}\n{\"id\":2,\"type\":\"done\"}\n",
+                Some((2, true)),
+            ),
+            (b"{\"id\":1}\njunk\n\n  \n", Some((1, false))),
+            (b"{\"id\":1}\r\n", Some((1, false))),
+            (b"{\"id\":1}\n{\"id\":2,\"type\":\"done\"", Some((1, false))),
+            (b"\xEF\xBB\xBF{\"id\":4}\n", Some((4, false))),
+        ];
+        for (bytes, want) in cases {
+            let log = Log::new(bytes.to_vec());
+            let snap = Snapshot::take(&log).unwrap();
+            assert_eq!(
+                last_record(&log, snap).unwrap(),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    /// Line starts and record ids of a log, the obvious way.
+    fn records_of(bytes: &[u8]) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut at = 0u64;
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            if line.ends_with(b"\n") {
+                if let Line::Record { id, .. } =
+                    jsonline::classify(strip_cr(&line[..line.len() - 1]))
+                {
+                    out.push((at, id));
+                }
+            }
+            at += line.len() as u64;
+        }
+        out
+    }
+
+    /// The bisection never starts after the first record past `last_id`, nor after the record
+    /// before it, and always at a line start, for every `last_id` and window.
+    fn check_resume_points<R: ReadAt>(src: R, bytes: &[u8], step: usize) {
+        let recs = records_of(bytes);
+        let max = recs.iter().map(|r| r.1).max().unwrap_or(0);
+        for window in [0, 1, 7, 64, 1 << 20] {
+            for last_id in (0..=u128::from(max) + 1).step_by(step) {
+                // One log per answer, as in real use: the budget is per answer.
+                let log = Log::new(&src);
+                let snap = Snapshot::take(&log).unwrap();
+                let at = resume_point(&log, snap, last_id, window).unwrap();
+                log.verify().unwrap();
+                assert!(
+                    at == snap.start || bytes[at as usize - 1] == b'\n',
+                    "not a line start: {at}"
+                );
+                if let Some(k) = recs.iter().position(|r| u128::from(r.1) > last_id) {
+                    assert!(
+                        at <= recs[k].0,
+                        "past the first new record (last_id {last_id}, window {window})"
+                    );
+                    if k > 0 {
+                        assert!(at <= recs[k - 1].0, "past the record before it");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bisection_on_small_logs() {
+        let mut log = Vec::new();
+        check_resume_points(log.clone(), &log, 1);
+        for id in 1..=30 {
+            log.extend(rec(id));
+            if id % 7 == 0 {
+                log.extend(b"junk\n\n");
+            }
+            check_resume_points(log.clone(), &log, 1);
+        }
+        log.extend(b"{\"id\":31");
+        check_resume_points(log.clone(), &log, 1);
+    }
+
+    #[test]
+    fn bisection_with_gaps_and_a_long_line() {
+        let mut log = Vec::new();
+        for id in (1..200).step_by(3) {
+            log.extend(rec(id));
+        }
+        log.extend(std::iter::repeat_n(b'z', MAX_LINE + 5));
+        log.push(b'\n');
+        for id in 200..260 {
+            log.extend(rec(id));
+        }
+        // Every 13th position: each probe that lands in the long line reads a MiB.
+        check_resume_points(log.clone(), &log, 13);
+    }
+
+    /// A sparse log, and (when small) the same bytes with its holes as zeros.
+    fn sparse_log(parts: &[Result<&[u8], u64>]) -> (Sparse, Option<Vec<u8>>) {
+        let sparse = Sparse::new(parts);
+        let flat = (sparse.size < 1 << 24).then(|| {
+            let mut flat = vec![0u8; sparse.size as usize];
+            sparse.read_at(&mut flat, 0).ok();
+            sparse.hole_bytes_read.set(0);
+            flat
+        });
+        (sparse, flat)
+    }
+
+    #[test]
+    fn holes_are_lines_that_are_not_records_and_are_never_read() {
+        let (a, b) = (rec(1), rec(2));
+        let cases: Vec<Vec<Result<&[u8], u64>>> = vec![
+            vec![Ok(&a), Err(4096), Ok(b"\n"), Ok(&b)], // a hole as a line of its own
+            vec![Ok(&a[..5]), Err(4096), Ok(&a[5..]), Ok(&b)], // inside a record
+            vec![Err(8192), Ok(b"\n"), Ok(&a), Ok(&b)], // at the start
+            vec![Ok(&a), Ok(&b), Err(1 << 30)],         // at the end: a torn tail
+            vec![Ok(&a), Err(4096), Ok(b"x"), Err(4096), Ok(b"\n"), Ok(&b)], // two in one line
+            vec![Ok(&a), Err(3 << 30), Ok(b"\n"), Ok(&b), Err(1 << 20)],
+        ];
+        for parts in &cases {
+            let (sparse, flat) = sparse_log(parts);
+            // The same lines as reading the zeros would give, with the holes' lines skipped.
+            if let Some(flat) = flat {
+                let want: Vec<_> = lines_of(flat)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| l.filter(|t| !t.contains(&0)))
+                    .collect();
+                assert_eq!(lines_of(&sparse).unwrap(), want);
+            } else {
+                assert_eq!(lines_of(&sparse).unwrap().iter().flatten().count(), 2);
+            }
+            assert_eq!(sparse.hole_bytes_read.get(), 0, "hole bytes were read");
+            let log = Log::new(&sparse);
+            let snap = Snapshot::take(&log).unwrap();
+            assert_eq!(last_record(&log, snap).unwrap(), Some((2, false)));
+            assert_eq!(sparse.hole_bytes_read.get(), 0);
+            assert!(log.bytes_read() < 8192, "{} bytes read", log.bytes_read());
+        }
+    }
+
+    #[test]
+    fn bisection_probes_land_in_holes() {
+        let mut head = Vec::new();
+        for id in 1..=200 {
+            head.extend(rec(id));
+        }
+        let mut tail = Vec::new();
+        for id in 201..=400 {
+            tail.extend(rec(id));
+        }
+        let (sparse, _) = sparse_log(&[Ok(&head), Err(5 << 30), Ok(b"\n"), Ok(&tail)]);
+        let log = Log::new(&sparse);
+        let snap = Snapshot::take(&log).unwrap();
+        for last_id in [1u128, 150, 200, 201, 399] {
+            let at = resume_point(&log, snap, last_id, BISECT_WINDOW).unwrap();
+            let k = u64::try_from(last_id).unwrap();
+            let (before, first_new) = if k < 200 {
+                let off = |id: u64| (id - 1) * head.len() as u64 / 200;
+                (off(k), off(k + 1))
+            } else {
+                let base = sparse.size - tail.len() as u64;
+                let off = |id: u64| base + (id - 201) * tail.len() as u64 / 200;
+                (if k == 200 { base } else { off(k) }, off(k + 1))
+            };
+            assert!(at <= before.min(first_new), "last_id {last_id}: {at}");
+        }
+        assert_eq!(sparse.hole_bytes_read.get(), 0);
+        assert!(
+            log.bytes_read() < 1 << 20,
+            "{} bytes read",
+            log.bytes_read()
+        );
+    }
+
+    #[test]
+    fn many_holes_make_a_damaged_log() {
+        let mut parts = vec![Ok(&b"{\"id\":1}\n"[..])];
+        for _ in 0..2000 {
+            parts.push(Err(4096));
+            parts.push(Ok(&b"x"[..]));
+        }
+        parts.push(Ok(&b"\n{\"id\":2}\n"[..]));
+        let (sparse, _) = sparse_log(&parts);
+        let found = crate::disinfection::read_log(sparse, 0, Default::default()).unwrap();
+        let mut records = found.records;
+        let mut out = Vec::new();
+        let err = loop {
+            match records.fill(&mut out, 1 << 16) {
+                Ok(true) => {}
+                Ok(false) => panic!("a log of 2000 holes read to the end"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, ReadError::Damaged), "{err}");
+        assert_eq!(out, b"{\"id\":1}");
+    }
+
+    #[test]
+    fn junk_beyond_the_limit_makes_a_damaged_log() {
+        let mut log = b"{\"id\":1}\n".to_vec();
+        let junk = b"not a record at all, not a record at all\n";
+        while log.len() < (MAX_WASTE as usize) + 4096 {
+            log.extend_from_slice(junk);
+        }
+        log.extend(b"{\"id\":2}\n");
+        // The last record is found from the end; the stream then stops at the limit.
+        let found = crate::disinfection::read_log(log.clone(), 0, Default::default()).unwrap();
+        let mut records = found.records;
+        let mut out = Vec::new();
+        let result = loop {
+            match records.fill(&mut out, 1 << 16) {
+                Ok(true) => {}
+                other => break other,
+            }
+        };
+        assert!(matches!(result, Err(ReadError::Damaged)));
+        assert!(records.bytes_read() <= MAX_WASTE + (1 << 20));
+        // From the end, backwards: junk after the last record.
+        let mut tail = b"{\"id\":1}\n".to_vec();
+        tail.extend_from_slice(&log[9..log.len() - 9]);
+        let log = Log::new(tail);
+        let snap = Snapshot::take(&log).unwrap();
+        assert!(matches!(last_record(&log, snap), Err(ReadError::Damaged)));
+    }
+
+    #[test]
+    fn a_shrunk_log_is_a_change() {
+        let mut before = Vec::new();
+        for id in 1..=2000 {
+            before.extend(rec(id));
+        }
+        let after = before[..before.len() / 2].to_vec();
+        for reads in [1, 2, 3, 5, 8] {
+            let src = Rewritten::new(&before, &after, reads);
+            let result = stream_all(src).map(|all| all.len());
+            assert!(
+                matches!(result, Err(ReadError::Changed)),
+                "after {reads} reads: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rewrite_with_lines_of_the_same_length_is_a_change() {
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        for id in 10_001..=12_000 {
+            before.extend(format!("{{\"v\":\"a\",\"id\":{id}}}\n").bytes());
+            after.extend(format!("{{\"v\":\"b\",\"id\":{id}}}\n").bytes());
+        }
+        assert_eq!(before.len(), after.len());
+        // The rewrite lands after each read in turn, the final check's reads included; once
+        // it lands after them all, the answer is the old log's, whole.
+        let mut reads = 1;
+        loop {
+            let src = Rewritten::new(&before, &after, reads);
+            let after = src.served_after.clone();
+            let result = stream_all(src).map(|all| all.len());
+            if after.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                assert!(
+                    matches!(result, Err(ReadError::Changed)),
+                    "rewritten after {reads} reads: {result:?}"
+                );
+            } else {
+                assert_eq!(result.ok(), Some(before.len() - 1), "never rewritten");
+                break;
+            }
+            reads += 1;
+        }
+        assert!(reads > 5, "only {reads} reads");
+        // Appending is not a change.
+        let mut longer = before.clone();
+        longer.extend(rec(99_999));
+        let src = Rewritten::new(&before, &longer, 3);
+        assert_eq!(
+            stream_all(src).map(|all| all.len()).ok(),
+            Some(before.len() - 1)
+        );
+    }
+
+    /// The whole stream, in small pieces (so that a change lands between two of them).
+    fn stream_all<R: ReadAt + Send + 'static>(src: R) -> Result<Vec<u8>, ReadError> {
+        let found = crate::disinfection::read_log(src, 0, Default::default())?;
+        let mut records = found.records;
+        let (mut all, mut piece) = (Vec::new(), Vec::new());
+        while records.fill(&mut piece, 1 << 12)? {
+            all.append(&mut piece);
+        }
+        all.append(&mut piece);
+        Ok(all)
+    }
+
+    #[test]
+    fn a_read_error_is_reported_not_hidden() {
+        let mut bytes = Vec::new();
+        for id in 1..=5000 {
+            bytes.extend(rec(id));
+        }
+        let fail_from = bytes.len() as u64 / 2;
+        let err = stream_all(Failing { bytes, fail_from }).expect_err("a failing read passed");
+        assert!(
+            matches!(&err, ReadError::Io(e) if e.raw_os_error() == Some(libc::EIO)),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_hash_does_not_depend_on_how_the_bytes_are_cut() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut whole = Hasher::default();
+        whole.write(&data);
+        for cut in 0..data.len() {
+            for cut2 in [cut, cut + 1, cut + 31, cut + 33, data.len()] {
+                let cut2 = cut2.min(data.len());
+                let mut parts = Hasher::default();
+                parts.write(&data[..cut]);
+                parts.write(&data[cut..cut2]);
+                parts.write(&data[cut2..]);
+                assert_eq!(parts.finish(), whole.finish(), "cuts {cut} {cut2}");
+            }
+        }
+        // Every single changed byte, and a shorter input, change it.
+        for k in 0..data.len() {
+            let mut other = data.clone();
+            other[k] ^= 1;
+            let mut h = Hasher::default();
+            h.write(&other);
+            assert_ne!(h.finish(), whole.finish(), "byte {k}");
+            let mut h = Hasher::default();
+            h.write(&data[..k]);
+            assert_ne!(h.finish(), whole.finish(), "prefix {k}");
+        }
+    }
 }
