@@ -872,15 +872,15 @@ pub(crate) mod test_sources {
         }
     }
 
-    /// Bytes whose reads fail (EIO) from `fail_from` on.
+    /// Bytes whose reads fail (EIO) where they touch `bad` (a bad sector, say).
     pub struct Failing {
         pub bytes: Vec<u8>,
-        pub fail_from: u64,
+        pub bad: std::ops::Range<u64>,
     }
 
     impl ReadAt for Failing {
         fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-            if offset + buf.len() as u64 > self.fail_from {
+            if offset < self.bad.end && offset + buf.len() as u64 > self.bad.start {
                 return Err(io::Error::from_raw_os_error(libc::EIO));
             }
             self.bytes.read_at(buf, offset)
@@ -1394,8 +1394,9 @@ mod tests {
         for id in 1..=5000 {
             bytes.extend(rec(id));
         }
-        let fail_from = bytes.len() as u64 / 2;
-        let err = stream_all(Failing { bytes, fail_from }).expect_err("a failing read passed");
+        let middle = bytes.len() as u64 / 2;
+        let bad = middle..middle + 1;
+        let err = stream_all(Failing { bytes, bad }).expect_err("a failing read passed");
         assert!(
             matches!(&err, ReadError::Io(e) if e.raw_os_error() == Some(libc::EIO)),
             "{err}"
