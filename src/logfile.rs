@@ -1091,7 +1091,8 @@ mod tests {
 
     #[test]
     fn last_record_skips_what_is_not_a_record() {
-        let cases: &[(&[u8], Option<(u64, bool)>)] = &[
+        type Case = (&'static [u8], Option<(u64, bool)>);
+        let cases: &[Case] = &[
             (b"", None),
             (b"junk\n", None),
             (b"{\"id\":1}\n", Some((1, false))),
