@@ -169,13 +169,20 @@ pub struct Log<R> {
     waste: Cell<u64>,
     /// Bytes read so far, the check's own included: the measure of work the tests use.
     read: Cell<u64>,
-    witness: RefCell<Vec<Seen>>,
+    witness: RefCell<Witness>,
+}
+
+/// What the answer relied on: closed entries, and the read being extended (a stream is one).
+#[derive(Default)]
+struct Witness {
+    closed: Vec<Seen>,
+    open: Option<(u64, u64, Hasher)>,
 }
 
 /// One thing the answer relied on, in the order it was learnt.
 enum Seen {
     /// `len` bytes at `offset` read as these (hashed; consecutive reads are merged).
-    Bytes { offset: u64, len: u64, hash: Hasher },
+    Bytes { offset: u64, len: u64, hash: u64 },
     /// No data in `from..to`: a hole, taken as zeros without reading it.
     Hole { from: u64, to: u64 },
 }
@@ -186,7 +193,7 @@ impl<R: ReadAt> Log<R> {
             src,
             waste: Cell::new(0),
             read: Cell::new(0),
-            witness: RefCell::new(Vec::new()),
+            witness: RefCell::new(Witness::default()),
         }
     }
 
@@ -225,23 +232,18 @@ impl<R: ReadAt> Log<R> {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), ReadError> {
         self.read_raw(buf, offset)?;
         let mut witness = self.witness.borrow_mut();
-        match witness.last_mut() {
-            Some(Seen::Bytes {
-                offset: at,
-                len,
-                hash,
-            }) if *at + *len == offset => {
+        match &mut witness.open {
+            Some((at, len, hash)) if *at + *len == offset => {
                 *len += buf.len() as u64;
                 hash.write(buf);
             }
-            _ => {
+            open => {
                 let mut hash = Hasher::default();
                 hash.write(buf);
-                witness.push(Seen::Bytes {
-                    offset,
-                    len: buf.len() as u64,
-                    hash,
-                });
+                if let Some((offset, len, hash)) = open.replace((offset, buf.len() as u64, hash)) {
+                    let hash = hash.finish();
+                    witness.closed.push(Seen::Bytes { offset, len, hash });
+                }
             }
         }
         Ok(())
@@ -254,7 +256,10 @@ impl<R: ReadAt> Log<R> {
     /// Takes `from..to` as a hole (zeros, never a line end), charged and witnessed.
     fn hole(&self, from: u64, to: u64) -> Result<(), ReadError> {
         if from < to {
-            self.witness.borrow_mut().push(Seen::Hole { from, to });
+            self.witness
+                .borrow_mut()
+                .closed
+                .push(Seen::Hole { from, to });
             self.spend(HOLE_COST)?;
         }
         Ok(())
@@ -287,8 +292,16 @@ impl<R: ReadAt> Log<R> {
     /// classifying it), and memory for one entry per separate read (the stream is one entry).
     pub fn verify(&self) -> Result<(), ReadError> {
         let witness = self.witness.borrow();
+        let open = witness
+            .open
+            .as_ref()
+            .map(|(offset, len, hash)| Seen::Bytes {
+                offset: *offset,
+                len: *len,
+                hash: hash.finish(),
+            });
         let mut buf = Vec::new();
-        for seen in witness.iter() {
+        for seen in witness.closed.iter().chain(open.as_ref()) {
             match seen {
                 Seen::Bytes { offset, len, hash } => {
                     let mut again = Hasher::default();
@@ -301,7 +314,7 @@ impl<R: ReadAt> Log<R> {
                         again.write(&buf);
                         at += n as u64;
                     }
-                    if again.finish() != hash.finish() {
+                    if again.finish() != *hash {
                         return Err(ReadError::Changed);
                     }
                 }
