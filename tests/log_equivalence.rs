@@ -289,3 +289,21 @@ fn every_reader_equals_full_scan_and_oracle() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(compared > 10_000, "only {compared} comparisons");
 }
+
+/// The oracle's own mapping, on the cases that tell mappings apart: a lone Latin-1 byte, a
+/// truncated sequence, an encoded surrogate, an overlong form, and valid text around them.
+#[test]
+fn the_oracles_mapping_of_bytes_that_are_not_utf8() {
+    let cases: [(&[u8], &str); 7] = [
+        (b"caf\xe9", "café"),
+        (b"\xe2\x82\xac", "€"),
+        (b"\xe2\x82x", "\u{e2}\u{82}x"),
+        (b"\xed\xa0\x80", "\u{ed}\u{a0}\u{80}"),
+        (b"\xc0\xaf", "\u{c0}\u{af}"),
+        (b"\xf0\x9f\x98\x80 \xf0\x9f\x98", "😀 \u{f0}\u{9f}\u{98}"),
+        (b"\xff\xfe a", "\u{ff}\u{fe} a"),
+    ];
+    for (bytes, want) in cases {
+        assert_eq!(latin1_fallback(bytes), want, "{bytes:?}");
+    }
+}
