@@ -2,7 +2,9 @@
 //!
 //! Everything that can refuse the call (opening, `fstat`, ownership, finding the last record) is
 //! settled in [`check`], before the first byte of the answer; what is left is a [`RecordStream`]
-//! that copies the records after `last_id` from the file into the response, a block at a time.
+//! that copies the records after `last_id` from the file into the response, a block at a time,
+//! and once they are all sent checks that the log did not change under the answer (SPEC §3: an
+//! answer never mixes two versions; see `logfile::Log::verify`).
 //!
 //! Status rules (SPEC §3): a snapshot with records is `done` when its last record is `done`, else
 //! `running`, whatever the client has already seen. With no record, the state file decides

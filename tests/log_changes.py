@@ -127,6 +127,7 @@ def main():
                 errors = " ".join(result.get("errors") or [])
                 if "changed while it was read" in errors:
                     results["changed"] += 1
+                    say(True, name + ": valid JSON, status 0, the log changed while it was read")
                 else:
                     say(False, name + ": status 0 says the log changed", errors)
                 continue
@@ -145,6 +146,7 @@ def main():
             want_status = "done" if k == a.records else ("running" if k else "none")
             if ok and ids_ok and status == want_status:
                 results["snapshot"] += 1
+                say(True, name + ": valid JSON, status 1, %d records of version %d" % (k, v))
             else:
                 say(False, name + ": status 1 is a snapshot of version %d" % v,
                     "%d records, ids in order %s, status %s" % (k, ids_ok, status))
