@@ -98,6 +98,7 @@ def wrk_parse(text):
 def main():
     res, header, out = load(sys.argv[1]), sys.argv[2], sys.argv[3]
     med = lambda name: res[name]["median"] if name in res else None
+    cpu = lambda name: res[name].get("cpu") if name in res else None
     rss = lambda name: res[name]["rss_kib"] if name in res else None
     size = lambda n: res["log-%d" % n]["bytes"] if "log-%d" % n in res else None
     mbs = lambda n, t: "–" if t is None or size(n) is None else "%.0f" % (size(n) / 1e6 / t)
@@ -114,15 +115,20 @@ def main():
             label(n), size(n) / 1e6, ms(c), ratio(c, med("clam-poll-1000")), ms(a), ratio(a, c),
             ms(k), ratio(c, k), kib(rss("clam-poll-%d" % n)), kib(rss("anchor-poll-%d" % n))))
 
-    L += ["", "## Full read (no `last_id`), median wall time per process; MB/s = log bytes / time", "",
-          "| records | log | clamscanner | MB/s | anchor | MB/s | anchor ÷ clamscanner | cat | MB/s "
-          "| clamscanner ÷ cat | peak RSS clamscanner | peak RSS anchor | peak RSS cat |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    L += ["", "## Full read (no `last_id`), median wall and CPU time per process; MB/s = log bytes / time", "",
+          "clamscanner reads on one core (one thread); CPU is user + system time of the process, "
+          "the measure that other work on the machine does not inflate.", "",
+          "| records | log | clamscanner wall | MB/s | clamscanner CPU | MB/s of CPU | anchor | MB/s "
+          "| anchor ÷ clamscanner | cat | MB/s | clamscanner ÷ cat | peak RSS clamscanner | peak RSS anchor "
+          "| peak RSS cat |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in sizes:
         c, a, k = med("clam-full-%d" % n), med("anchor-full-%d" % n), med("cat-%d" % n)
-        L.append("| %s | %.1f MB | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            label(n), size(n) / 1e6, ms(c), mbs(n, c), ms(a), mbs(n, a), ratio(a, c), ms(k), mbs(n, k),
-            ratio(c, k), kib(rss("clam-full-%d" % n)), kib(rss("anchor-full-%d" % n)), kib(rss("cat-%d" % n))))
+        cc = cpu("clam-full-%d" % n)
+        L.append("| %s | %.1f MB | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            label(n), size(n) / 1e6, ms(c), mbs(n, c), ms(cc), mbs(n, cc), ms(a), mbs(n, a), ratio(a, c),
+            ms(k), mbs(n, k), ratio(c, k), kib(rss("clam-full-%d" % n)), kib(rss("anchor-full-%d" % n)),
+            kib(rss("cat-%d" % n))))
 
     L += ["", "## One CGI invocation on the 1k-record log (REMOTE_USER), against `/bin/true`", "",
           "| process | median | ÷ /bin/true | peak RSS |", "|---|---|---|---|"]
@@ -148,15 +154,17 @@ def main():
         return "| %s | %s | %s |" % (desc, value, "n/a" if ok is None else ("PASS" if ok else "**MISS**"))
     p1k, p1m, a1m = med("clam-poll-1000"), med("clam-poll-1000000"), med("anchor-poll-1000000")
     f1m, af1m, t = med("clam-full-1000000"), med("anchor-full-1000000"), med("true")
+    c1m = cpu("clam-full-1000000")
     clam_rss = [(r["rss_kib"], n) for n, r in res.items()
                 if re.match(r"clam-(poll|full)-", n) and r.get("rss_kib") is not None]
     worst = max(clam_rss) if clam_rss else None
     def have(*xs):  # a target with a missing measurement is n/a, not a miss
         return True if all(x is not None for x in xs) else None
-    L += ["", "## Targets (issue 5)", "", "| target | measured | |", "|---|---|---|",
+    L += ["", "## Targets (issue 5; the full read's as issue 9 restates it)", "", "| target | measured | |", "|---|---|---|",
           target("poll at 1M ≤ 1.5 × poll at 1k", ratio(p1m, p1k), have(p1m, p1k) and (p1m <= 1.5 * p1k)),
           target("anchor's poll at 1M ≥ 500 × clamscanner's", ratio(a1m, p1m), have(a1m, p1m) and (a1m >= 500 * p1m)),
-          target("full read of 1M ≥ 500 MB/s", mbs(1000000, f1m) + " MB/s", have(f1m) and (size(1000000) / 1e6 / f1m >= 500)),
+          target("full read of 1M ≥ 500 MB/s of CPU time (user + sys), one core", mbs(1000000, c1m) + " MB/s",
+                 have(c1m) and (size(1000000) / 1e6 / c1m >= 500)),
           target("full read of 1M ≥ 10 × the anchor's speed", ratio(af1m, f1m), have(af1m, f1m) and (af1m >= 10 * f1m)),
           target("peak RSS ≤ 8 MiB, every poll and full read", "max %s (%s)" % (kib(worst[0]), worst[1])
                  if worst else "–", worst[0] <= RSS_LIMIT_KIB if worst else None),

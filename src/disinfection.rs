@@ -2,18 +2,20 @@
 //!
 //! Everything that can refuse the call (opening, `fstat`, ownership, finding the last record) is
 //! settled in [`check`], before the first byte of the answer; what is left is a [`RecordStream`]
-//! that copies the records after `last_id` from the file into the response, a block at a time.
+//! that copies the records after `last_id` from the file into the response, a block at a time,
+//! and once they are all sent checks that the log did not change under the answer (SPEC §3: an
+//! answer never mixes two versions; see `logfile::Log::verify`).
 //!
 //! Status rules (SPEC §3): a snapshot with records is `done` when its last record is `done`, else
 //! `running`, whatever the client has already seen. With no record, the state file decides
 //! (`queued`/`running`), and no state file means `none`.
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::PathBuf;
 
 use crate::account::{Account, LOG_NAME, STATE_NAME};
-use crate::logfile::{self, Snapshot};
+use crate::logfile::{self, Log, ReadAt, ReadError, Snapshot};
+use crate::records::Source;
 pub use crate::records::{push_as_utf8, RecordStream};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,29 +92,28 @@ pub struct LogAnswer {
 pub struct Tuning {
     /// Below this many bytes the log is scanned instead of bisected.
     pub bisect_window: u64,
-    /// From this many bytes on, records are classified on several cores...
-    pub parallel_from: u64,
-    /// ...in runs of about this many bytes.
-    pub run_bytes: u64,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
         Tuning {
             bisect_window: logfile::BISECT_WINDOW,
-            parallel_from: crate::records::PARALLEL_FROM,
-            run_bytes: crate::fanout::RUN_BYTES,
         }
     }
 }
 
-/// Settles the answer from an opened log.
-pub fn read_log(file: File, last_id: u128, tuning: Tuning) -> io::Result<LogAnswer> {
-    let snap = Snapshot::take(&file)?;
+/// Settles the answer from an opened log (a `File`, or any other [`ReadAt`] in tests).
+pub fn read_log<R: ReadAt + Send + 'static>(
+    src: R,
+    last_id: u128,
+    tuning: Tuning,
+) -> Result<LogAnswer, ReadError> {
+    let log = Log::new(Box::new(src) as Source);
+    let snap = Snapshot::take(&log)?;
     let mut effective = last_id;
     let mut status = None;
     let mut warning = None;
-    if let Some((last, done)) = logfile::last_record(&file, snap)? {
+    if let Some((last, done)) = logfile::last_record(&log, snap)? {
         status = Some(if done { Status::Done } else { Status::Running });
         if last_id > u128::from(last) {
             let given = if last_id > u128::from(u64::MAX) {
@@ -126,18 +127,11 @@ pub fn read_log(file: File, last_id: u128, tuning: Tuning) -> io::Result<LogAnsw
             effective = 0;
         }
     }
-    let from = logfile::resume_point(&file, snap, effective, tuning.bisect_window)?;
+    let from = logfile::resume_point(&log, snap, effective, tuning.bisect_window)?;
     Ok(LogAnswer {
         status,
         warning,
-        records: RecordStream::with_tuning(
-            file,
-            snap,
-            from,
-            effective,
-            tuning.parallel_from,
-            tuning.run_bytes,
-        ),
+        records: RecordStream::new(log, snap, from, effective),
     })
 }
 

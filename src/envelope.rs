@@ -228,6 +228,90 @@ pub fn lossless_string(os: &std::ffi::OsStr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disinfection::{read_log, Tuning};
+    use crate::logfile::test_sources::{Failing, Rewritten};
+    use crate::logfile::ReadAt;
+
+    /// The envelope of a full read of `src`, parsed, in both forms.
+    fn answer_of<R: ReadAt + Send + 'static>(src: impl Fn() -> R) -> Vec<serde_json::Value> {
+        [Form::Wrapped, Form::Flat]
+            .into_iter()
+            .map(|form| {
+                // Settled before the first byte (the bad part is in the middle of the log).
+                let found = read_log(src(), 0, Tuning::default());
+                let found = found
+                    .map_err(|e| e.to_string())
+                    .expect("the answer is settled");
+                let answer = Answer {
+                    log_path: "/home/u/log".into(),
+                    status: found.status.unwrap_or(Status::None),
+                    warnings: Vec::new(),
+                    records: Some(found.records),
+                };
+                let mut out = Vec::new();
+                JsonBody::answer(form, answer).write_to(&mut out).ok();
+                let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+                if form == Form::Wrapped {
+                    v["result"].clone()
+                } else {
+                    v
+                }
+            })
+            .collect()
+    }
+
+    fn log_of(n: u64) -> Vec<u8> {
+        (1..=n)
+            .flat_map(|id| format!("{{\"type\":\"step\",\"id\":{id}}}\n").into_bytes())
+            .collect()
+    }
+
+    /// SPEC §4: a read error after records started to stream still ends in valid JSON, with
+    /// what was sent, the error, and status 0.
+    #[test]
+    fn a_read_error_mid_stream_ends_in_valid_json_with_status_0() {
+        let bytes = log_of(20_000);
+        let bad = bytes.len() as u64 * 3 / 4;
+        for result in answer_of(|| Failing {
+            bytes: bytes.clone(),
+            bad: bad..bad + 1,
+        }) {
+            assert_eq!(result["status"], 0, "{result}");
+            let details = result["data"]["details"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            assert!(
+                details.len() > CHUNK / 32,
+                "only {} records were sent",
+                details.len()
+            );
+            for (k, record) in details.iter().enumerate() {
+                assert_eq!(record["id"], k as u64 + 1);
+            }
+            let error = result["errors"][0].as_str().unwrap_or_default();
+            assert!(
+                error.contains("could not finish reading") && error.contains("os error 5"),
+                "{error}"
+            );
+            assert_eq!(result["data"]["status"], "running");
+        }
+    }
+
+    #[test]
+    fn a_log_rewritten_mid_stream_ends_in_valid_json_with_status_0() {
+        let (before, after) = (log_of(20_000), log_of(9_000));
+        for result in answer_of(|| Rewritten::new(&before, &after, 12)) {
+            assert_eq!(result["status"], 0, "{result}");
+            let error = result["errors"][0].as_str().unwrap_or_default();
+            assert!(error.contains("changed while it was read"), "{error}");
+            assert!(!result["data"]["details"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .is_empty());
+        }
+    }
 
     #[test]
     fn failure_envelopes_are_valid_json_in_both_forms() {

@@ -4,7 +4,8 @@
 //! byte anyway, so building a `Value` per line would allocate for nothing. This is a strict,
 //! allocation-free JSON validator that walks the line once and remembers only the two top-level
 //! members the status rules need. Its verdicts are tested against serde_json (which is the
-//! reference for "is this valid JSON") in the unit tests and in `fuzz/`.
+//! reference for "is this valid JSON") in `tests/log_equivalence.rs` and in `fuzz/`; the
+//! sixteen-bytes-at-a-time scanner against a plain loop in `scanner_tests` below.
 //!
 //! Rules (SPEC §3): a record is a JSON object whose top-level `id` is a positive integer literal
 //! that fits in u64 (`3.0`, `"3"`, `-1`, `0` are not). When a key appears twice the last one
@@ -518,5 +519,179 @@ mod tests {
         let mut line = b"{\"id\":1,\"x\":".to_vec();
         line.extend(std::iter::repeat_n(b'[', 100_000));
         assert_eq!(classify(&line), Line::Malformed);
+    }
+}
+
+/// `skip_plain` and `stops` against a plain byte-at-a-time loop, every path by name, at every
+/// offset and alignment.
+#[cfg(test)]
+mod scanner_tests {
+    use super::*;
+
+    fn is_stop(b: u8) -> bool {
+        b == b'"' || b == b'\\' || b < 0x20
+    }
+
+    /// The reference: where a plain loop stops, and whether it passed a byte of 0x80 or above.
+    fn plain(s: &[u8], from: usize) -> (usize, bool) {
+        let len = s[from..]
+            .iter()
+            .position(|&b| is_stop(b))
+            .unwrap_or(s.len() - from);
+        (from + len, s[from..from + len].iter().any(|&b| b >= 0x80))
+    }
+
+    /// Runs `skip_plain` from `from` with `s` placed at each alignment in memory.
+    fn check(s: &[u8], from: usize) {
+        let (want, want_high) = plain(s, from);
+        for align in 0..8 {
+            let mut backing = vec![b'#'; align];
+            backing.extend_from_slice(s);
+            let s = &backing[align..];
+            let mut p = Parser {
+                s,
+                i: from,
+                high: 0,
+            };
+            p.skip_plain();
+            assert_eq!(p.i, want, "stop in {:?} from {from}, alignment {align}", s);
+            let high = p.high & u64::from_ne_bytes([0x80; 8]) != 0;
+            // The flag may also see bytes after the stop in the same sixteen (then the copy
+            // validates the UTF-8 itself), but never misses one before it.
+            assert!(
+                high || !want_high,
+                "a byte >= 0x80 before the stop was missed in {s:?}"
+            );
+        }
+    }
+
+    const STOPS: [u8; 6] = [b'"', b'\\', 0x00, 0x0A, 0x1F, 0x01];
+    /// Bytes next to the stops in value, or equal to them but for the top bit: never stops.
+    const NEAR: [u8; 12] = [
+        0x20, 0x21, 0x23, 0x5B, 0x5D, 0x7F, 0x80, 0xA2, 0xDC, 0x9F, 0xFF, b'a',
+    ];
+
+    #[test]
+    fn stops_flags_each_stop_byte_in_every_lane() {
+        for b in 0..=255u8 {
+            for lane in 0..8 {
+                let mut w = [b'x'; 8];
+                w[lane] = b;
+                let flags = stops(u64::from_le_bytes(w));
+                if is_stop(b) {
+                    assert_eq!(
+                        flags.trailing_zeros() / 8,
+                        lane as u32,
+                        "byte {b:#x} lane {lane}"
+                    );
+                } else {
+                    assert_eq!(flags, 0, "byte {b:#x} lane {lane} flagged");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stops_lowest_flag_is_right_whatever_follows() {
+        // Borrows run upwards: whatever sits above the first stop, the lowest flag is it.
+        for stop in STOPS {
+            for lane in 0..7 {
+                for above in 0..=255u8 {
+                    let mut w = [b'x'; 8];
+                    w[lane] = stop;
+                    w[lane + 1] = above;
+                    let flags = stops(u64::from_le_bytes(w));
+                    assert_eq!(
+                        flags.trailing_zeros() / 8,
+                        lane as u32,
+                        "{stop:#x} then {above:#x}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn skip_plain_stop_in_first_word() {
+        for stop in STOPS {
+            for at in 0..8 {
+                let mut s = vec![b'p'; 40];
+                s[at] = stop;
+                check(&s, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn skip_plain_stop_in_second_word() {
+        for stop in STOPS {
+            for at in 8..16 {
+                let mut s = vec![b'p'; 40];
+                s[at] = stop;
+                check(&s, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn skip_plain_stop_in_a_later_sixteen() {
+        for stop in STOPS {
+            for at in 16..64 {
+                let mut s = vec![0xC3; 80];
+                s[at] = stop;
+                check(&s, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn skip_plain_stop_in_remainder() {
+        // Fewer than sixteen bytes left: the byte loop.
+        for stop in STOPS {
+            for len in 1..16 {
+                for at in 0..len {
+                    let mut s = vec![b'r'; len];
+                    s[at] = stop;
+                    check(&s, 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn skip_plain_no_stop_runs_to_the_end() {
+        for len in 0..70 {
+            check(&vec![b'n'; len], 0);
+            check(&vec![0xE9; len], 0);
+        }
+    }
+
+    #[test]
+    fn skip_plain_near_misses_never_stop() {
+        for near in NEAR {
+            for at in 0..40 {
+                let mut s = vec![b'q'; 40];
+                s[at] = near;
+                s.push(b'"');
+                check(&s, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn skip_plain_every_offset_length_and_stop_position() {
+        for len in 0..=48 {
+            for from in 0..=len {
+                check(&vec![b'z'; len], from);
+                for at in from..len {
+                    for stop in [b'"', 0x00] {
+                        let mut s: Vec<u8> =
+                            (0..len).map(|k| [b'a', 0xC3, b' ', 0xA9][k % 4]).collect();
+                        s[at] = stop;
+                        check(&s, from);
+                    }
+                }
+            }
+        }
     }
 }

@@ -14,7 +14,6 @@ pub mod cli;
 pub mod config;
 pub mod disinfection;
 pub mod envelope;
-pub mod fanout;
 pub mod fastcgi;
 pub mod handler;
 pub mod htpasswd;

@@ -1,6 +1,6 @@
-//! The only module that calls libc directly: the account database, `openat` and `memchr`; for
-//! `simulate` and `watch`, `renameat`, `unlinkat`, `fchown`, a SIGINT flag and the terminal
-//! width; and the socket checks of the FastCGI front end.
+//! The only module that calls libc directly: the account database, `openat`, `memchr` and
+//! `lseek` (the holes of a sparse log); for `simulate` and `watch`, `renameat`, `unlinkat`,
+//! `fchown`, a SIGINT flag and the terminal width; the socket checks of the FastCGI front end.
 //!
 //! The standard library has neither `getpwnam_r` nor `openat`, and opening the account's files
 //! relative to an already opened home directory is what makes the ownership check race-free.
@@ -314,5 +314,40 @@ pub fn group_by_name(name: &CStr) -> io::Result<Option<u32>> {
             return Err(io::Error::from_raw_os_error(rc));
         }
         return Ok((!result.is_null()).then_some(grp.gr_gid));
+    }
+}
+
+/// Where `lseek(SEEK_DATA)` or `lseek(SEEK_HOLE)` lands from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seek {
+    At(u64),
+    /// ENXIO: `offset` is at or past the end, or (for data) only holes follow.
+    Nothing,
+    /// The file system cannot tell holes from data: treat everything as data.
+    Unsupported,
+}
+
+/// The first data byte (`data`) or hole byte (`!data`) at or after `offset`, without reading
+/// anything: how the log reader steps over the holes of a sparse file.
+pub fn seek_extent(file: &File, offset: u64, data: bool) -> io::Result<Seek> {
+    let Ok(at) = libc::off_t::try_from(offset) else {
+        return Ok(Seek::Nothing);
+    };
+    let whence = if data {
+        libc::SEEK_DATA
+    } else {
+        libc::SEEK_HOLE
+    };
+    // SAFETY: lseek takes no pointer; `file` is an open descriptor for the duration of the
+    // call. Moving its offset is harmless: every read of the log is a pread at an offset.
+    let got = unsafe { libc::lseek(file.as_raw_fd(), at, whence) };
+    if got >= 0 {
+        return Ok(Seek::At(got as u64));
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ENXIO) => Ok(Seek::Nothing),
+        Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(Seek::Unsupported),
+        _ => Err(err),
     }
 }

@@ -1,14 +1,20 @@
-//! The bisecting reader, and the reader that classifies runs on several cores, against a plain
-//! full scan and against an independent oracle built on serde_json, on thousands of generated logs: torn tails, blank lines, CRLF, malformed lines,
-//! lines over 1 MiB, non-UTF-8 bytes, a byte-order mark, gaps in ids, and every `last_id` from
-//! 0 to past the end. Deterministic (a fixed-seed generator), so a failure is reproducible.
+//! The bisecting reader against a plain full scan, the same reads on bytes in memory, and an
+//! independent oracle built on serde_json (with its own reading of bytes that are not UTF-8,
+//! `common/latin1.rs`), on thousands of generated logs: torn tails, blank lines, CRLF, malformed
+//! lines, lines over 1 MiB, non-UTF-8 bytes, a byte-order mark, gaps in ids, and every `last_id`
+//! from 0 to past the end. Deterministic (a fixed-seed generator), so a failure is reproducible.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clamscanner::disinfection::{self, push_as_utf8, Status, Tuning};
-use clamscanner::logfile::MAX_LINE;
+use clamscanner::disinfection::{self, Status, Tuning};
+use clamscanner::logfile::{ReadAt, MAX_LINE};
+
+mod common {
+    pub mod latin1;
+}
+use common::latin1::latin1_fallback;
 
 struct Rng(u64);
 
@@ -126,7 +132,11 @@ struct Outcome {
 
 fn run_reader(path: &PathBuf, last_id: u128, tuning: Tuning) -> Outcome {
     let file = File::open(path).expect("the test log opens");
-    let found = disinfection::read_log(file, last_id, tuning).expect("the test log reads");
+    run_on(file, last_id, tuning)
+}
+
+fn run_on<R: ReadAt + Send + 'static>(src: R, last_id: u128, tuning: Tuning) -> Outcome {
+    let found = disinfection::read_log(src, last_id, tuning).expect("the test log reads");
     let mut records = found.records;
     let mut details = Vec::new();
     while records
@@ -164,8 +174,7 @@ fn parse_lines(log: &[u8]) -> Vec<L> {
             if raw.len() > MAX_LINE {
                 return L::Bad;
             }
-            let mut text = Vec::new();
-            push_as_utf8(&mut text, raw);
+            let text = latin1_fallback(raw).into_bytes();
             if text.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
                 return L::Blank;
             }
@@ -241,8 +250,6 @@ fn every_reader_equals_full_scan_and_oracle() {
     let mut compared = 0u64;
     let one_pass = Tuning {
         bisect_window: u64::MAX,
-        parallel_from: u64::MAX,
-        ..Tuning::default()
     };
     for _ in 0..2000 {
         let log = generate(&mut rng);
@@ -253,52 +260,13 @@ fn every_reader_equals_full_scan_and_oracle() {
         let max_id = oracle(&lines, 0).last_id;
         for last_id in (0..=max_id + 2).chain([u128::from(u64::MAX), u128::from(u64::MAX) + 1]) {
             let scan = run_reader(&path, last_id, one_pass);
-            let bisect = run_reader(
-                &path,
-                last_id,
-                Tuning {
-                    bisect_window: 1,
-                    ..one_pass
-                },
-            );
+            let bisect = run_reader(&path, last_id, Tuning { bisect_window: 1 });
             let default = run_reader(&path, last_id, Tuning::default());
-            // Runs of a few lines each, classified on several cores and merged in order.
-            let runs = Tuning {
-                parallel_from: 0,
-                // Tiny runs for ordinary logs; a run smaller than a 1 MiB line would make every
-                // boundary inside it search to its end.
-                run_bytes: if log.len() > 100_000 {
-                    300_000
-                } else {
-                    1 + rng.below(400)
-                },
-                ..Tuning::default()
-            };
-            // Every fourth position and the end (each of these reads starts threads).
-            let sampled = last_id % 4 == 0 || last_id >= max_id;
-            let bisecting_runs = Tuning {
-                bisect_window: 1,
-                ..runs
-            };
-            let (parallel, parallel_bisect) = if sampled {
-                (
-                    run_reader(&path, last_id, runs),
-                    run_reader(&path, last_id, bisecting_runs),
-                )
-            } else {
-                (scan.clone(), scan.clone())
-            };
-            let context = || {
-                format!(
-                    "last_id {last_id}, runs of {} bytes, log {:?}",
-                    runs.run_bytes,
-                    String::from_utf8_lossy(&log)
-                )
-            };
+            let in_memory = run_on(log.clone(), last_id, Tuning { bisect_window: 1 });
+            let context = || format!("last_id {last_id}, log {:?}", String::from_utf8_lossy(&log));
             assert_eq!(scan, bisect, "{}", context());
             assert_eq!(scan, default, "{}", context());
-            assert_eq!(scan, parallel, "{}", context());
-            assert_eq!(scan, parallel_bisect, "{}", context());
+            assert_eq!(scan, in_memory, "{}", context());
             let expected = oracle(&lines, last_id);
             assert_eq!(
                 (&scan.status, scan.restarted, &scan.details, scan.malformed),
@@ -320,4 +288,22 @@ fn every_reader_equals_full_scan_and_oracle() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(compared > 10_000, "only {compared} comparisons");
+}
+
+/// The oracle's own mapping, on the cases that tell mappings apart: a lone Latin-1 byte, a
+/// truncated sequence, an encoded surrogate, an overlong form, and valid text around them.
+#[test]
+fn the_oracles_mapping_of_bytes_that_are_not_utf8() {
+    let cases: [(&[u8], &str); 7] = [
+        (b"caf\xe9", "café"),
+        (b"\xe2\x82\xac", "€"),
+        (b"\xe2\x82x", "\u{e2}\u{82}x"),
+        (b"\xed\xa0\x80", "\u{ed}\u{a0}\u{80}"),
+        (b"\xc0\xaf", "\u{c0}\u{af}"),
+        (b"\xf0\x9f\x98\x80 \xf0\x9f\x98", "😀 \u{f0}\u{9f}\u{98}"),
+        (b"\xff\xfe a", "\u{ff}\u{fe} a"),
+    ];
+    for (bytes, want) in cases {
+        assert_eq!(latin1_fallback(bytes), want, "{bytes:?}");
+    }
 }

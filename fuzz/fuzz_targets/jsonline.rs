@@ -1,12 +1,15 @@
 #![no_main]
 //! The log line classifier (`jsonline::classify`) against serde_json as the oracle (SPEC §3): a
-//! line is a record iff serde_json parses it, after the answer's own mapping of bytes that are
-//! not UTF-8 to U+0080..U+00FF (`disinfection::push_as_utf8`), as an object whose "id" is a
-//! u64 > 0, and it is `done` iff its "type" is the string "done". Whitespace-only lines are blank.
-use clamscanner::disinfection::push_as_utf8;
+//! line is a record iff serde_json parses it, after mapping bytes that are not UTF-8 to
+//! U+0080..U+00FF (the oracle's own mapping, `tests/common/latin1.rs`, not the crate's), as an
+//! object whose "id" is a u64 > 0, and it is `done` iff its "type" is the string "done".
+//! Whitespace-only lines are blank.
 use clamscanner::jsonline::{classify, Line};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+
+#[path = "../../tests/common/latin1.rs"]
+mod latin1;
 
 /// Deepest bracket nesting outside strings. The two parsers' depth limits differ (100 and 128),
 /// so deeper lines are only checked for not crashing.
@@ -42,9 +45,8 @@ fn oracle(data: &[u8]) -> Line {
     {
         return Line::Blank;
     }
-    let mut text = Vec::with_capacity(data.len());
-    push_as_utf8(&mut text, data);
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&text) else {
+    let text = latin1::latin1_fallback(data);
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text) else {
         return Line::Malformed;
     };
     match map.get("id").and_then(Value::as_u64) {
