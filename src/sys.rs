@@ -115,3 +115,16 @@ pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
         Some(found as usize - hay.as_ptr() as usize)
     }
 }
+
+/// The process's soft limit on open descriptors (`RLIMIT_NOFILE`); None when unlimited or
+/// unknown. The listener keeps its connections below it (README "Security").
+pub fn descriptor_limit() -> Option<u64> {
+    // SAFETY: `rlimit` is plain old data; all-zero is a valid value.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if rc != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(limit.rlim_cur)
+}
