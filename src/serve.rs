@@ -10,10 +10,11 @@
 use std::ffi::OsString;
 use std::io::{self, Cursor, Read};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::account::Homes;
@@ -30,6 +31,9 @@ const MAX_MAX_CONNECTIONS: usize = 65_536;
 /// Descriptors kept free for the handlers (an answer holds up to three files open) and the
 /// process itself: a connection that would leave fewer is answered 503 and closed.
 const DESCRIPTOR_RESERVE: u64 = 64;
+/// Descriptors in use when the listening socket was opened (its number plus one: descriptors
+/// are allocated lowest first); what is left under the limit is for connections and handlers.
+static DESCRIPTORS_AT_START: OnceLock<u64> = OnceLock::new();
 /// The longest one read or write on a client socket may block before the connection is
 /// closed: what a silent client, or one that stopped reading, costs its connection.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
@@ -200,10 +204,10 @@ fn run(service: Service, options: Options) -> Result<Never, Failure> {
     let bound = listener
         .local_addr()
         .map_or_else(|_| addr.to_string(), |a| a.to_string());
-    let ceiling = crate::sys::descriptor_limit().map(|n| n.saturating_sub(DESCRIPTOR_RESERVE));
-    if let Some(ceiling) = ceiling.filter(|&c| c < options.max_connections as u64) {
+    DESCRIPTORS_AT_START.get_or_init(|| listener.as_raw_fd().try_into().map_or(0, |fd: u64| fd + 1));
+    if let Some(budget) = descriptor_budget().filter(|&b| b < options.max_connections) {
         eprintln!(
-            "clamscanner serve: the descriptor limit (ulimit -n) leaves room for fewer than {ceiling} connections; beyond that, new ones are answered 503"
+            "clamscanner serve: the descriptor limit (ulimit -n) leaves room for {budget} connections; beyond that, new ones are answered 503"
         );
     }
     eprintln!(
@@ -212,7 +216,7 @@ fn run(service: Service, options: Options) -> Result<Never, Failure> {
     );
     let limits = tiny_http::Limits {
         max_connections: options.max_connections,
-        descriptor_ceiling: ceiling,
+        descriptor_budget: Some(descriptor_budget),
         socket_timeout: SOCKET_TIMEOUT,
         head: tiny_http::HeadLimits {
             request_line: MAX_REQUEST_LINE,
@@ -229,6 +233,14 @@ fn run(service: Service, options: Options) -> Result<Never, Failure> {
         form,
         move |req| service.handle(req),
     )))
+}
+
+/// How many connections the descriptor limit (read anew each time) leaves room for, with
+/// [`DESCRIPTOR_RESERVE`] kept free.
+fn descriptor_budget() -> Option<usize> {
+    let limit = crate::sys::descriptor_limit()?;
+    let used = DESCRIPTORS_AT_START.get()? + DESCRIPTOR_RESERVE;
+    usize::try_from(limit.saturating_sub(used)).ok()
 }
 
 /// Serves `handle` on `listener` until the listening socket fails. Generic over the handler so
@@ -417,7 +429,7 @@ mod tests {
     fn limits() -> tiny_http::Limits {
         tiny_http::Limits {
             max_connections: 8,
-            descriptor_ceiling: None,
+            descriptor_budget: None,
             socket_timeout: Duration::from_secs(10),
             head: tiny_http::HeadLimits::default(),
         }

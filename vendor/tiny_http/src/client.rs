@@ -328,6 +328,10 @@ impl ClientConnection {
             writer.flush().ok();
         }
         drop(writer);
+        self.sink.with_inner(|w| {
+            w.flush().ok();
+            w.get_mut().shutdown_write();
+        });
         self.linger();
         Some(Incoming::Refused(Refusal {
             status,
@@ -337,8 +341,9 @@ impl ClientConnection {
         }))
     }
 
-    /// Reads and throws away what the client still sends (bounded), so that closing with unread
-    /// data does not reset the connection before the client has read the refusal.
+    /// Reads and throws away what the client still sends (bounded) after the refusal and the
+    /// end of our sending side, so that closing with unread data does not reset the connection
+    /// before the client has read the refusal. Each read is bounded by the socket timeout.
     fn linger(&mut self) {
         let mut buf = [0u8; 8192];
         let mut left = LINGER_LIMIT;

@@ -26,10 +26,11 @@ use crate::{HTTPVersion, Response, StatusCode};
 pub struct Limits {
     /// Connections served at once; one more is answered 503 and closed.
     pub max_connections: usize,
-    /// A connection whose descriptor number is at least this is answered 503 and closed, so
-    /// that the descriptors above it stay free for the handlers (descriptors are allocated
-    /// lowest first, so the number tells how many are in use). None: no such check.
-    pub descriptor_ceiling: Option<u64>,
+    /// Asked at each new connection: how many connections the descriptor limit allows, so
+    /// that the connections beyond it are answered 503 instead of exhausting the descriptors
+    /// the handlers need. Asked each time because the limit can change while the server runs
+    /// (`prlimit`). None, or an answer of None: only `max_connections` counts.
+    pub descriptor_budget: Option<fn() -> Option<usize>>,
     /// The longest one socket read or write may block; then the connection is closed.
     pub socket_timeout: Duration,
     pub head: HeadLimits,
@@ -64,9 +65,9 @@ where
                 continue;
             }
         };
-        if open.load(Ordering::Acquire) >= limits.max_connections
-            || above_ceiling(&sock, limits.descriptor_ceiling)
-        {
+        let budget = limits.descriptor_budget.and_then(|budget| budget());
+        let cap = budget.map_or(limits.max_connections, |b| b.min(limits.max_connections));
+        if open.load(Ordering::Acquire) >= cap {
             refuse_busy(sock, addr, &*handler);
             continue;
         }
@@ -98,18 +99,6 @@ where
 /// EOPNOTSUPP on Linux); any other accept error concerns one connection or a passing shortage.
 fn accept_error_is_fatal(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(9 | 14 | 22 | 88 | 95))
-}
-
-#[cfg(unix)]
-fn above_ceiling(sock: &TcpStream, ceiling: Option<u64>) -> bool {
-    use std::convert::TryFrom;
-    use std::os::unix::io::AsRawFd;
-    ceiling.is_some_and(|c| u64::try_from(sock.as_raw_fd()).map_or(true, |fd| fd >= c))
-}
-
-#[cfg(not(unix))]
-fn above_ceiling(_: &TcpStream, _: Option<u64>) -> bool {
-    false
 }
 
 /// 503 without waiting for anything: the answer fits in the empty send buffer of a new socket,

@@ -125,6 +125,12 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// clamscanner patch: ends the sending direction now (the client sees the end of the
+    /// answer) while the receiving one stays open.
+    pub(crate) fn shutdown_write(&mut self) {
+        self.stream.shutdown(Shutdown::Write).ok();
+    }
 }
 
 impl Drop for RefinedTcpStream {

@@ -124,6 +124,13 @@ impl<W: Write + Send> SequentialWriterBuilder<W> {
     }
 }
 
+impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// clamscanner patch: runs `f` on the shared writer (None if a panic poisoned it).
+    pub fn with_inner<T>(&self, f: impl FnOnce(&mut W) -> T) -> Option<T> {
+        self.writer.lock().ok().map(|mut w| f(&mut w))
+    }
+}
+
 // clamscanner patch: the previous reader or writer of a connection vanished without handing
 // over (only after a panic): an I/O error on this one instead of a second panic.
 fn handover_lost() -> std::io::Error {

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# The listener keeps its promises under abuse (issue 9, items 1-7; SPEC §6). One listener, two
+# accounts: a legitimate client polls bob on one keep-alive connection throughout
+# (tests/abuse_client.py poll), while each attack runs against the listener in a bounded way
+# (tests/abuse_client.py ATTACK). After each attack:
+#   - every poll made during it was answered (200, result.status 1) within 1 s;
+#   - threads, descriptors and RSS of the listener return to within a small margin of the
+#     baseline (polled with a deadline), and its peak RSS during the attack stayed bounded;
+#   - a fresh connection is still served; and at the end no "panicked" on its stderr.
+# The figures are printed. Each attack takes a few seconds; counts are small (CI has 2 cores).
+source "$(dirname "$0")/lib.sh"
+
+CLIENT=$ROOT/tests/abuse_client.py
+API=/execute/ClamScanner/check_disinfection_status
+HOME_ROOT=$WORK/home
+HTPASSWD=$WORK/htpasswd
+BIG_RECORDS=200000            # alice's log: about 28 MB
+MAX_CONNECTIONS=64
+THREAD_MARGIN=2               # above the baseline, once an attack is over
+FD_MARGIN=2
+RSS_MARGIN_KB=$((8 * 1024))
+PEAK_MARGIN_KB=$((32 * 1024)) # peak RSS during an attack, above the baseline
+SETTLE_SECONDS=40             # deadline for the figures to return (the socket timeout is 20 s)
+
+for tool in prlimit python3 curl; do
+  if ! command -v "$tool" >/dev/null; then
+    [ -n "${CI:-}" ] && { fail "$tool is required (CI is set)"; finish; exit 1; }
+    echo "SKIP t_abuse: $tool is not installed"; exit 0
+  fi
+done
+
+make_account "$HOME_ROOT" alice
+make_account "$HOME_ROOT" bob
+write_log "$HOME_ROOT/alice/$LOG_NAME" "$BIG_RECORDS" done
+write_log "$HOME_ROOT/bob/$LOG_NAME" 5 running
+add_htpasswd "$HTPASSWD" alice alice-Abuse-pw-1
+add_htpasswd "$HTPASSWD" bob bob-Abuse-pw-2
+AUTH_A="Basic $(printf 'alice:alice-Abuse-pw-1' | base64 -w0)"
+AUTH_B="Basic $(printf 'bob:bob-Abuse-pw-2' | base64 -w0)"
+
+start_listener --htpasswd "$HTPASSWD" --home-root "$HOME_ROOT" \
+  --max-connections "$MAX_CONNECTIONS" || exit 1
+PID=$LISTENER_PID LOG=$LISTENER_LOG ADDR=${LISTENER_URL#http://}
+
+# figures: "THREADS FDS RSS_KB PEAK_KB" of the listener.
+figures() {
+  local threads rss peak fds
+  threads=$(sed -n 's/^Threads:[[:space:]]*//p' "/proc/$PID/status")
+  rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$PID/status")
+  peak=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$PID/status")
+  fds=$(ls "/proc/$PID/fd" | wc -l)
+  echo "$threads $fds $rss $peak"
+}
+now() { date +%s.%N; }
+# poll_lines FROM TO: the poller's lines for polls started in [FROM, TO].
+poll_lines() { awk -v a="$1" -v b="$2" '$1 >= a && $1 <= b' "$WORK/polls"; }
+still_serving() {
+  [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Authorization: $AUTH_B" \
+    "$LISTENER_URL$API?last_id=4")" = 200 ]
+}
+
+# Warm-up, so that the baseline is a server that has worked (the allocator keeps some freed
+# memory for reuse): full reads of the big log at once, over HTTP/1.1 and HTTP/1.0.
+warm=()
+for v in --http1.1 --http1.1 --http1.0 --http1.0; do
+  curl -s -o /dev/null "$v" --max-time 60 -H "Authorization: $AUTH_A" "$LISTENER_URL$API" &
+  warm+=($!)
+done
+wait "${warm[@]}"
+
+# The legitimate client, and the baseline once its first polls are in.
+: >"$WORK/polls"
+python3 "$CLIENT" poll "$ADDR" "$AUTH_B" "$WORK/polls" "$WORK/stop" &
+POLLER=$!
+on_exit "touch '$WORK/stop'; kill $POLLER 2>/dev/null; wait $POLLER 2>/dev/null"
+for ((i = 0; i < 400; i++)); do
+  [ "$(wc -l <"$WORK/polls")" -ge 5 ] && break
+  sleep 0.05
+done
+check "the poller is answered before any attack" test "$(grep -c ' ok$' "$WORK/polls")" -ge 5
+read -r BASE_THREADS BASE_FDS BASE_RSS _ <<<"$(figures)"
+echo "baseline: threads $BASE_THREADS, descriptors $BASE_FDS, RSS ${BASE_RSS} kB"
+
+# attack NAME KIND ARGS...: runs `abuse_client.py KIND ADDR ARGS...`, then every check of this
+# file's header.
+attack() {
+  local name=$1 t0 t1 out rc polls slow bad max threads fds rss peak settled line i
+  shift
+  echo 5 >"/proc/$PID/clear_refs" # VmHWM restarts from the current RSS
+  t0=$(now)
+  out=$(timeout 120 python3 "$CLIENT" "$1" "$ADDR" "${@:2}" 2>&1); rc=$?
+  t1=$(now)
+  ATTACK_OUT=$out
+  expect_eq "$name: the attack ran" 0 "$rc"
+  while IFS= read -r line; do
+    case $line in
+      "ok "*) pass "$name: ${line#ok }" ;;
+      "FAIL "*) fail "$name: ${line#FAIL }" ;;
+      "# "*) echo "  ${line#\# }" ;;
+    esac
+  done <<<"$out"
+  read -r _ _ _ peak <<<"$(figures)"
+  polls=$(poll_lines "$t0" "$t1" | wc -l)
+  slow=$(poll_lines "$t0" "$t1" | awk '$2 > 1000' | wc -l)
+  bad=$(poll_lines "$t0" "$t1" | grep -vc ' ok$')
+  max=$(poll_lines "$t0" "$t1" | awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }')
+  check "$name: the legitimate client polled during the attack ($polls polls)" test "$polls" -ge 1
+  expect_eq "$name: polls slower than 1 s" 0 "$slow"
+  expect_eq "$name: polls not answered 200 with result.status 1" 0 "$bad"
+  settled=
+  for ((i = 0; i < SETTLE_SECONDS * 10; i++)); do
+    read -r threads fds rss _ <<<"$(figures)"
+    if [ "$threads" -le $((BASE_THREADS + THREAD_MARGIN)) ] && [ "$fds" -le $((BASE_FDS + FD_MARGIN)) ] &&
+      [ "$rss" -le $((BASE_RSS + RSS_MARGIN_KB)) ]; then
+      settled=yes; break
+    fi
+    sleep 0.1
+  done
+  echo "  $name: $polls polls, slowest ${max} ms; after: threads $threads, descriptors $fds, RSS $rss kB; peak RSS during it $peak kB"
+  check "$name: threads, descriptors and RSS back near the baseline (threads $threads/$BASE_THREADS, fds $fds/$BASE_FDS, RSS $rss/$BASE_RSS kB)" test -n "$settled"
+  check "$name: peak RSS $peak kB within $PEAK_MARGIN_KB kB of the baseline" test "$peak" -le $((BASE_RSS + PEAK_MARGIN_KB))
+  check "$name: the process is alive" kill -0 "$PID"
+  check "$name: a fresh connection is served" still_serving
+}
+# field NAME: a "NAME VALUE" line of the last attack's output.
+field() { sed -n "s/^$1 //p" <<<"$ATTACK_OUT"; }
+
+# 1. The connection cap: one connection more than the cap is refused at once, the others are
+# held; the poller's existing connection keeps being served.
+attack "connection cap" idle $((MAX_CONNECTIONS + 20)) 2
+check "connection cap: at least 20 refused at once ($(field refused))" test "$(field refused)" -ge 20
+check "connection cap: at most 21 refused ($(field refused))" test "$(field refused)" -le 21
+check "connection cap: the refused ones got 503 ($(field busy))" test "$(field busy)" -ge 20
+
+# 1. Descriptor exhaustion: the descriptor limit lowered (while it runs) to leave room for 30
+# connections besides the 64 descriptors the listener keeps free for its handlers; of 60 idle
+# connections, those past the limit get 503 at once, the poller is still served, nothing
+# panics, and accepting goes on after the limit is restored.
+read -r LIM_SOFT LIM_HARD <<<"$(prlimit --pid "$PID" --nofile --output SOFT,HARD --noheadings)"
+prlimit --pid "$PID" --nofile="$((BASE_FDS + 64 + 30)):$LIM_HARD"
+attack "descriptor limit" idle 60 2
+prlimit --pid "$PID" --nofile="$LIM_SOFT:$LIM_HARD"
+check "descriptor limit: at least 25 refused at once ($(field refused))" test "$(field refused)" -ge 25
+check "descriptor limit: still served after the limit is restored" still_serving
+
+# 2. Pipelining on a connection that never reads.
+attack "pipelining" pipeline 5000 3
+
+# 3. Slow clients: bodies that trickle, answers read slowly, Transfer-Encoding: identity.
+attack "slow bodies" slow-body 4 3
+attack "slow readers" slow-read 4 3 "$AUTH_A"
+attack "transfer-encoding identity" te-identity 4 "$AUTH_A"
+
+# 4. A header line of 32 MiB, four times.
+attack "huge header" big-header 32 4
+
+# 5. Connections reset right after their request.
+attack "resets" reset 100 "$AUTH_A"
+
+# 6. Requests tiny_http refuses itself: each answered with its status, closed, and logged once.
+before=$(wc -c <"$LOG")
+attack "refusals" refusals
+refused_log=$(tail -c +"$((before + 1))" "$LOG" | grep -E '^127\.0\.0\.1:[0-9]+ - "' | grep -E '" (400|408|414|417|431) 0 [0-9]+ms auth=-$')
+expect_eq "refusals: one access-log line each" 13 "$(printf '%s\n' "$refused_log" | grep -c .)"
+for marker in GARBAGE-bad-line m=bad-header m=expect m=length-minus-1 m=length-hex m=length-2-64 \
+  m=length-1e3 m=length-two m=te-identity m=long-header m=many-headers; do
+  expect_eq "refusals: $marker logged once" 1 "$(printf '%s\n' "$refused_log" | grep -c -- "$marker")"
+done
+
+# 7. HTTP/1.0 answers stream: four full reads of the 28 MB log at once, memory flat.
+attack "HTTP/1.0 full reads" http10 4 "$AUTH_A" "$BIG_RECORDS"
+
+touch "$WORK/stop"
+wait "$POLLER" 2>/dev/null
+total=$(wc -l <"$WORK/polls")
+slowest=$(awk 'BEGIN { m = 0 } $2 > m { m = $2 } END { print m }' "$WORK/polls")
+echo "legitimate client: $total polls, slowest ${slowest} ms"
+check "no 'panicked' on the listener's stderr" bash -c '! grep -q panicked "$1"' _ "$LOG"
+[ -z "${VERBOSE:-}" ] || grep -c . "$LOG"
+finish
