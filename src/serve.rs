@@ -7,7 +7,9 @@
 //! sockets time out, a panicking handler costs one 500, and every request (tiny_http's own
 //! refusals included) leaves one access-log line on stderr, without credentials.
 
+use std::convert::Infallible;
 use std::ffi::OsString;
+use std::fmt;
 use std::io::{self, Cursor, Read};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::AsRawFd;
@@ -91,13 +93,12 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     };
     match run(service, options) {
         Ok(never) => match never {},
-        Err(Failure::Start(problem)) => {
-            eprintln!("clamscanner serve: {problem}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Listener(e)) => {
-            eprintln!("clamscanner serve: the listening socket failed: {e}");
-            ExitCode::from(1)
+        Err(failure) => {
+            eprintln!("clamscanner serve: {failure}");
+            ExitCode::from(match failure {
+                Failure::Start(_) => 2,
+                Failure::Listener(_) => 1,
+            })
         }
     }
 }
@@ -114,8 +115,14 @@ enum Failure {
     Listener(io::Error),
 }
 
-/// `run` never returns successfully: the listener serves until killed.
-enum Never {}
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Start(problem) => f.write_str(problem),
+            Failure::Listener(e) => write!(f, "the listening socket failed: {e}"),
+        }
+    }
+}
 
 fn parse(args: Vec<OsString>) -> Result<Parsed, String> {
     let mut settings = config::from_env(&config::process_env)?;
@@ -176,7 +183,8 @@ fn text(value: OsString, name: &str) -> Result<String, String> {
         .map_err(|v| format!("--{name}: {v:?} is not valid text"))
 }
 
-fn run(service: Service, options: Options) -> Result<Never, Failure> {
+/// Serves until killed: it returns only to say why it could not start or had to stop.
+fn run(service: Service, options: Options) -> Result<Infallible, Failure> {
     let start = |problem: String| Failure::Start(problem);
     let addr: SocketAddr = options
         .listen
@@ -204,7 +212,8 @@ fn run(service: Service, options: Options) -> Result<Never, Failure> {
     let bound = listener
         .local_addr()
         .map_or_else(|_| addr.to_string(), |a| a.to_string());
-    DESCRIPTORS_AT_START.get_or_init(|| listener.as_raw_fd().try_into().map_or(0, |fd: u64| fd + 1));
+    DESCRIPTORS_AT_START
+        .get_or_init(|| listener.as_raw_fd().try_into().map_or(0, |fd: u64| fd + 1));
     if let Some(budget) = descriptor_budget().filter(|&b| b < options.max_connections) {
         eprintln!(
             "clamscanner serve: the descriptor limit (ulimit -n) leaves room for {budget} connections; beyond that, new ones are answered 503"

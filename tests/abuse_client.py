@@ -177,7 +177,13 @@ def idle(addr, count, hold):
 
 
 def pipeline(addr, count, hold):
-    sock = connect(addr)
+    host, port = addr.rsplit(":", 1)
+    sock = socket.socket()
+    # A small receive buffer: the answers pile up in the server's send buffer, and its writes
+    # block, as soon as possible.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10.0)
+    sock.connect((host, int(port)))
     request = f"GET {FN}?last_id=0 HTTP/1.1\r\nHost: x\r\n\r\n".encode()
     data = request * count
 
@@ -218,9 +224,15 @@ def slow_body(addr, count, hold):
 
 
 def slow_read(addr, count, hold, auth):
-    socks = [connect(addr) for _ in range(count)]
-    for s in socks:
+    socks = []
+    host, port = addr.rsplit(":", 1)
+    for _ in range(count):
+        s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(10.0)
+        s.connect((host, int(port)))
+        socks.append(s)
+    for s in socks:
         s.sendall(f"GET {FN}?last_id=0 HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n".encode())
     end = time.time() + hold
     got = 0
