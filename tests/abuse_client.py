@@ -23,6 +23,9 @@ Attacks (ADDR is HOST:PORT; AUTH is a whole Authorization header value):
   reset COUNT AUTH        COUNT connections that send a full read of the big log and reset
   refusals                each request tiny_http refuses (the access log is checked by the
                           shell test); each must get its status and a close
+  waiting COUNT AUTH READY    COUNT polls on new connections: connect and send, create the
+                          file READY, then print each answer's status ("status N" or
+                          "status none") as it comes (within 20 s)
   http10 COUNT AUTH RECORDS   COUNT concurrent HTTP/1.0 full reads of the big log, read at full
                           speed: each must stream RECORDS records and end with the close
 """
@@ -366,6 +369,23 @@ def refusals(addr):
             print(f"FAIL refusal {name}: expected {want} alone, got {answers} answers: {got[:60]!r}")
 
 
+def waiting(addr, count, auth, ready):
+    socks = []
+    for _ in range(count):
+        s = connect(addr, 20.0)
+        s.sendall(f"GET {FN}?last_id=4 HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        socks.append(s)
+    open(ready, "w").close()
+    for s in socks:
+        try:
+            status, _, _ = Reader(s).answer()
+            print(f"status {status}")
+        except (OSError, EOFError, ValueError, IndexError):
+            print("status none")
+        s.close()
+
+
 def http10(addr, count, auth, records):
     results = [None] * count
 
@@ -414,6 +434,8 @@ def main():
         reset(args[0], int(args[1]), args[2])
     elif cmd == "refusals":
         refusals(args[0])
+    elif cmd == "waiting":
+        waiting(args[0], int(args[1]), args[2], args[3])
     elif cmd == "http10":
         http10(args[0], int(args[1]), args[2], int(args[3]))
     else:

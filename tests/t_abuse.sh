@@ -9,6 +9,7 @@
 #     baseline (polled with a deadline), and its peak RSS during the attack stayed bounded;
 #   - a fresh connection is still served; and at the end no "panicked" on its stderr.
 # The figures are printed. Each attack takes a few seconds; counts are small (CI has 2 cores).
+# ABUSE_ONLY=NAME runs only the attacks whose function name holds NAME (attack_cap, ...).
 source "$(dirname "$0")/lib.sh"
 
 CLIENT=$ROOT/tests/abuse_client.py
@@ -150,6 +151,31 @@ attack_descriptors() {
   prlimit --pid "$PID" --nofile="$soft:$hard"
   check "descriptor limit: at least 25 refused at once ($(field refused))" test "$(field refused)" -ge 25
   check "descriptor limit: still served after the limit is restored" still_serving
+
+  # Then real exhaustion: the limit at the lowest free descriptor number, so that accept itself
+  # fails (EMFILE). Three clients connect and send their request meanwhile (the first may get
+  # the descriptor that a pending accept had already taken: 503); the poller's answers fail too
+  # (no descriptor is left to open a log), so this phase is outside the poll checks. Once the
+  # limit is restored, the waiting clients must be served: accepting went on.
+  local free=0 i waiter statuses
+  while [ -e "/proc/$PID/fd/$free" ]; do free=$((free + 1)); done
+  prlimit --pid "$PID" --nofile="$free:$hard"
+  rm -f "$WORK/waiting.ready"
+  python3 "$CLIENT" waiting "$ADDR" 3 "$AUTH_B" "$WORK/waiting.ready" >"$WORK/waiting.out" 2>&1 &
+  waiter=$!
+  for ((i = 0; i < 200; i++)); do
+    [ -e "$WORK/waiting.ready" ] && break
+    sleep 0.05
+  done
+  check "descriptors exhausted: the clients connected and sent their requests" test -e "$WORK/waiting.ready"
+  check "descriptors exhausted: the process is alive" kill -0 "$PID"
+  prlimit --pid "$PID" --nofile="$soft:$hard"
+  wait "$waiter"
+  statuses=$(sed -n 's/^status //p' "$WORK/waiting.out" | tr '\n' ' ')
+  echo "  descriptors exhausted: lowest free descriptor $free; the waiting clients got: $statuses"
+  check "descriptors exhausted: the waiting clients are served once the limit is restored ($statuses)" \
+    test "$(grep -c '^status 200$' "$WORK/waiting.out")" -ge 2
+  check "descriptors exhausted: still serving" still_serving
 }
 
 # 2. Pipelining on a connection that never reads.
