@@ -152,7 +152,9 @@ def idle(addr, count, hold):
         except OSError:
             socks.append(None)
     refused, accepted, busy, no_connect = 0, 0, 0, socks.count(None)
-    deadline = time.time() + 1.0  # a refusal must be this prompt
+    # A refusal is prompt (no request is awaited), while an accepted connection stays silent for
+    # the server's 20 s read timeout: what has spoken within 2 s was refused.
+    deadline = time.time() + 2.0
     pending = {s for s in socks if s is not None}
     answered = set()
     while pending and time.time() < deadline:

@@ -133,7 +133,7 @@ field() { sed -n "s/^$1 //p" <<<"$ATTACK_OUT"; }
 # 1. The connection cap: one connection more than the cap is refused at once, the others are
 # held; the poller's existing connection keeps being served.
 attack_cap() {
-  attack "connection cap" idle $((MAX_CONNECTIONS + 20)) 2
+  attack "connection cap" idle $((MAX_CONNECTIONS + 20)) 1
   check "connection cap: at least 20 refused at once ($(field refused))" test "$(field refused)" -ge 20
   check "connection cap: at most 21 refused ($(field refused))" test "$(field refused)" -le 21
   check "connection cap: the refused ones got 503 ($(field busy))" test "$(field busy)" -ge 20
@@ -147,7 +147,7 @@ attack_descriptors() {
   local soft hard
   read -r soft hard <<<"$(prlimit --pid "$PID" --nofile --output SOFT,HARD --noheadings)"
   prlimit --pid "$PID" --nofile="$((BASE_FDS + 64 + 30)):$hard"
-  attack "descriptor limit" idle 60 2
+  attack "descriptor limit" idle 60 1
   prlimit --pid "$PID" --nofile="$soft:$hard"
   check "descriptor limit: at least 25 refused at once ($(field refused))" test "$(field refused)" -ge 25
   check "descriptor limit: still served after the limit is restored" still_serving
