@@ -1,45 +1,78 @@
-//! The listener: tiny_http -> [`Request`]; [`Response`] -> socket. Workers, limits, access log.
+//! The listener: tiny_http -> [`Request`]; [`Response`] -> socket. Connections, limits, access log.
 //!
-//! A loopback debugging tool, not an Internet server (README "Security"): tiny_http has no
-//! header limits, and plain HTTP carries Basic credentials in clear. What it does guarantee:
-//! no request can abort the process (the vendored tiny_http drains unread bodies through a
-//! fixed buffer and times out silent sockets), a panicking handler costs one 500 and never a
-//! worker, and every request leaves one access-log line on stderr, without credentials.
+//! A loopback debugging tool, not an Internet server (README "Security"). Each connection is
+//! served on its own thread, one request at a time, by the vendored tiny_http's
+//! `serve_connections`: a client that pipelines, stops reading or trickles bytes holds only its
+//! own connection, and the connection cap bounds the threads. Request heads are bounded, silent
+//! sockets time out, a panicking handler costs one 500, and every request (tiny_http's own
+//! refusals included) leaves one access-log line on stderr, without credentials.
 
+use std::convert::Infallible;
 use std::ffi::OsString;
-use std::io::{self, Read};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::fmt;
+use std::io::{self, Cursor, Read};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::account::Homes;
 use crate::config::{self, Flags};
+use crate::envelope::{Form, CHUNK};
 use crate::handler::{self, FrontEnd, Service};
 use crate::request::{self, Body, Credentials, Method, Request};
-use crate::response::BodyReader;
+use crate::response::{BodyReader, Response};
+
+/// Connections served at once unless `--max-connections` says otherwise; one more gets 503.
+const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// The largest `--max-connections` accepted (each connection may hold a thread).
+const MAX_MAX_CONNECTIONS: usize = 65_536;
+/// Descriptors kept free for the handlers (an answer holds up to three files open) and the
+/// process itself: a connection that would leave fewer is answered 503 and closed.
+const DESCRIPTOR_RESERVE: u64 = 64;
+/// Descriptors in use when the listening socket was opened (its number plus one: descriptors
+/// are allocated lowest first); what is left under the limit is for connections and handlers.
+static DESCRIPTORS_AT_START: OnceLock<u64> = OnceLock::new();
+/// The longest one read or write on a client socket may block before the connection is
+/// closed: what a silent client, or one that stopped reading, costs its connection.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bounds on a request's head (tiny_http refuses more: 414 for the line, 431 for the fields).
+/// The request line leaves room for the handler's own 414 on queries over 8 KiB.
+const MAX_REQUEST_LINE: usize = 16 * 1024;
+const MAX_HEADER_LINE: usize = 8 * 1024;
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+const MAX_HEADER_LINES: usize = 100;
+/// Answers up to this size are rendered before their headers, so that they carry a
+/// Content-Length (and an HTTP/1.0 keep-alive connection survives them); longer ones stream,
+/// chunked to HTTP/1.1 clients, ended by the connection's close to HTTP/1.0 ones.
+const KNOWN_LENGTH_UP_TO: usize = CHUNK;
 
 const USAGE: &str = "\
 usage: clamscanner serve [--listen ADDR] (--htpasswd FILE | --tokens FILE)...
-                         [--home-root DIR] [--envelope wrapped|flat] [--workers N] [--allow-remote]
+                         [--home-root DIR] [--envelope wrapped|flat] [--max-connections N]
+                         [--allow-remote]
 
 Serves ClamScanner::check_disinfection_status over HTTP for local debugging.
-  --listen ADDR        address to bind (default 127.0.0.1:2082; port 0 picks a free port)
-  --htpasswd FILE      Basic credentials: an htpasswd file of bcrypt entries (htpasswd -B)
-  --tokens FILE        API tokens for `Authorization: cpanel USER:TOKEN`, same format
-  --home-root DIR      homes are DIR/USER instead of the system account database
-  --envelope FORM      wrapped (default, as `uapi` prints) or flat (the result object alone)
-  --workers N          request threads (default 4)
-  --allow-remote       bind to a non-loopback address (read the warning it prints)
+  --listen ADDR          address to bind (default 127.0.0.1:2082; port 0 picks a free port)
+  --htpasswd FILE        Basic credentials: an htpasswd file of bcrypt entries (htpasswd -B)
+  --tokens FILE          API tokens for `Authorization: cpanel USER:TOKEN`, same format
+  --home-root DIR        homes are DIR/USER instead of the system account database
+  --envelope FORM        wrapped (default, as `uapi` prints) or flat (the result object alone)
+  --max-connections N    connections served at once, each on its own thread (default 512);
+                         one more is answered 503 and closed
+  --allow-remote         bind to a non-loopback address (read the warning it prints)
+  --workers N            ignored (deprecated): every connection has its own thread
 Environment: CLAMSCANNER_HTPASSWD, CLAMSCANNER_TOKENS, CLAMSCANNER_HOME_ROOT, CLAMSCANNER_ENVELOPE.";
 
 struct Options {
     listen: String,
-    workers: usize,
+    max_connections: usize,
     allow_remote: bool,
+    /// `--workers` was given: accepted for old command lines, and ignored with a warning.
+    workers_ignored: bool,
 }
 
 pub fn main(args: Vec<OsString>) -> ExitCode {
@@ -59,10 +92,13 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         }
     };
     match run(service, options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(problem) => {
-            eprintln!("clamscanner serve: {problem}");
-            ExitCode::from(2)
+        Ok(never) => match never {},
+        Err(failure) => {
+            eprintln!("clamscanner serve: {failure}");
+            ExitCode::from(match failure {
+                Failure::Start(_) => 2,
+                Failure::Listener(_) => 1,
+            })
         }
     }
 }
@@ -73,12 +109,28 @@ enum Parsed {
     Version,
 }
 
+/// Why `run` returned: it refused to start (exit 2), or the listening socket failed (exit 1).
+enum Failure {
+    Start(String),
+    Listener(io::Error),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Start(problem) => f.write_str(problem),
+            Failure::Listener(e) => write!(f, "the listening socket failed: {e}"),
+        }
+    }
+}
+
 fn parse(args: Vec<OsString>) -> Result<Parsed, String> {
     let mut settings = config::from_env(&config::process_env)?;
     let mut options = Options {
         listen: "127.0.0.1:2082".into(),
-        workers: 4,
+        max_connections: DEFAULT_MAX_CONNECTIONS,
         allow_remote: false,
+        workers_ignored: false,
     };
     let mut flags = Flags::new(args);
     while let Some((name, inline)) = flags.next_flag() {
@@ -95,15 +147,19 @@ fn parse(args: Vec<OsString>) -> Result<Parsed, String> {
                 settings.envelope = config::parse_form(&value)
                     .ok_or_else(|| format!("--envelope must be wrapped or flat, not {value:?}"))?;
             }
-            "workers" => {
+            "max-connections" => {
                 let value = text(flags.value(&name, inline)?, &name)?;
-                options.workers = value
+                options.max_connections = value
                     .parse()
                     .ok()
-                    .filter(|n| (1..=256).contains(n))
+                    .filter(|n| (1..=MAX_MAX_CONNECTIONS).contains(n))
                     .ok_or_else(|| {
-                        format!("--workers must be a number from 1 to 256, not {value:?}")
+                        format!("--max-connections must be a number from 1 to {MAX_MAX_CONNECTIONS}, not {value:?}")
                     })?;
+            }
+            "workers" => {
+                flags.value(&name, inline)?;
+                options.workers_ignored = true;
             }
             other => return Err(format!("unknown option --{other} (see --help)")),
         }
@@ -127,88 +183,91 @@ fn text(value: OsString, name: &str) -> Result<String, String> {
         .map_err(|v| format!("--{name}: {v:?} is not valid text"))
 }
 
-fn run(service: Service, options: Options) -> Result<(), String> {
+/// Serves until killed: it returns only to say why it could not start or had to stop.
+fn run(service: Service, options: Options) -> Result<Infallible, Failure> {
+    let start = |problem: String| Failure::Start(problem);
     let addr: SocketAddr = options
         .listen
         .to_socket_addrs()
-        .map_err(|e| format!("--listen {}: {e}", options.listen))?
+        .map_err(|e| start(format!("--listen {}: {e}", options.listen)))?
         .next()
-        .ok_or_else(|| format!("--listen {}: no address", options.listen))?;
+        .ok_or_else(|| start(format!("--listen {}: no address", options.listen)))?;
     if !addr.ip().is_loopback() {
         if !options.allow_remote {
-            return Err(format!(
+            return Err(start(format!(
                 "refusing to listen on {addr}, which is not a loopback address; this listener is for local debugging (see --allow-remote)"
-            ));
+            )));
         }
         eprintln!(
-            "clamscanner serve: WARNING: listening on {addr}, reachable from other machines. Plain HTTP carries Basic passwords and tokens in clear, and tiny_http has no limits on header size or connection count, so one client can exhaust threads or memory. Put a TLS proxy in front, or use the CGI program under Apache."
+            "clamscanner serve: WARNING: listening on {addr}, reachable from other machines. Plain HTTP carries Basic passwords and tokens in clear, and this tiny_http listener is a debugging tool: its limits (connection cap, head sizes, timeouts) keep one client from blocking the others, not from filling the cap. Put a TLS proxy in front, or use the CGI program under Apache."
         );
     }
-    let server =
-        tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let bound = server
-        .server_addr()
-        .to_ip()
-        .map_or_else(|| addr.to_string(), |a| a.to_string());
-    let plural = if options.workers == 1 { "" } else { "s" };
+    if options.workers_ignored {
+        eprintln!(
+            "clamscanner serve: --workers is ignored: every connection is served on its own thread (see --max-connections)"
+        );
+    }
+    let listener =
+        TcpListener::bind(addr).map_err(|e| start(format!("cannot listen on {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_or_else(|_| addr.to_string(), |a| a.to_string());
+    DESCRIPTORS_AT_START
+        .get_or_init(|| listener.as_raw_fd().try_into().map_or(0, |fd: u64| fd + 1));
+    if let Some(budget) = descriptor_budget().filter(|&b| b < options.max_connections) {
+        eprintln!(
+            "clamscanner serve: the descriptor limit (ulimit -n) leaves room for {budget} connections; beyond that, new ones are answered 503"
+        );
+    }
     eprintln!(
-        "clamscanner serve: listening on http://{bound} ({} worker{plural})",
-        options.workers
+        "clamscanner serve: listening on http://{bound} (at most {} connections)",
+        options.max_connections
     );
-    let server = Arc::new(server);
+    let limits = tiny_http::Limits {
+        max_connections: options.max_connections,
+        descriptor_budget: Some(descriptor_budget),
+        socket_timeout: SOCKET_TIMEOUT,
+        head: tiny_http::HeadLimits {
+            request_line: MAX_REQUEST_LINE,
+            header_line: MAX_HEADER_LINE,
+            header_bytes: MAX_HEADER_BYTES,
+            header_lines: MAX_HEADER_LINES,
+        },
+    };
+    let form = service.settings.envelope;
     let service = Arc::new(service);
-    let (exits, exited) = mpsc::channel::<usize>();
-    for id in 0..options.workers {
-        spawn_worker(id, &server, &service, &exits);
-    }
-    // A worker only ends by a panic that escaped every guard; keep the pool at full strength.
-    for id in exited {
-        eprintln!("clamscanner serve: worker {id} stopped unexpectedly; starting a new one");
-        spawn_worker(id, &server, &service, &exits);
-    }
-    Ok(())
+    Err(Failure::Listener(serve_on(
+        listener,
+        limits,
+        form,
+        move |req| service.handle(req),
+    )))
 }
 
-/// Tells the supervisor when its worker thread ends, however it ends.
-struct ExitNotice(usize, mpsc::Sender<usize>);
-
-impl Drop for ExitNotice {
-    fn drop(&mut self) {
-        let _ = self.1.send(self.0);
-    }
+/// How many connections the descriptor limit (read anew each time) leaves room for, with
+/// [`DESCRIPTOR_RESERVE`] kept free.
+fn descriptor_budget() -> Option<usize> {
+    let limit = crate::sys::descriptor_limit()?;
+    let used = DESCRIPTORS_AT_START.get()? + DESCRIPTOR_RESERVE;
+    usize::try_from(limit.saturating_sub(used)).ok()
 }
 
-fn spawn_worker(
-    id: usize,
-    server: &Arc<tiny_http::Server>,
-    service: &Arc<Service>,
-    exits: &mpsc::Sender<usize>,
-) {
-    let (server, service, notice) = (
-        server.clone(),
-        service.clone(),
-        ExitNotice(id, exits.clone()),
-    );
-    let spawned = thread::Builder::new()
-        .name(format!("worker-{id}"))
-        .spawn(move || {
-            let _notice = notice;
-            loop {
-                match server.recv() {
-                    Ok(rq) => serve_one(&service, rq),
-                    Err(e) => {
-                        eprintln!("clamscanner serve: the listening socket failed: {e}");
-                        std::process::exit(1);
-                    }
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        eprintln!("clamscanner serve: cannot start worker {id}: {e}");
-    }
+/// Serves `handle` on `listener` until the listening socket fails. Generic over the handler so
+/// that tests can serve one that panics.
+fn serve_on<H>(listener: TcpListener, limits: tiny_http::Limits, form: Form, handle: H) -> io::Error
+where
+    H: Fn(&Request) -> Response + Send + Sync + 'static,
+{
+    tiny_http::serve_connections(listener, limits, move |incoming| match incoming {
+        tiny_http::Incoming::Request(rq) => serve_one(&handle, form, rq),
+        tiny_http::Incoming::Refused(refusal) => log_refusal(&refusal),
+    })
 }
 
-fn serve_one(service: &Service, mut rq: tiny_http::Request) {
+fn serve_one<H>(handle: &H, form: Form, mut rq: tiny_http::Request)
+where
+    H: Fn(&Request) -> Response,
+{
     let started = Instant::now();
     let peer = rq
         .remote_addr()
@@ -220,21 +279,18 @@ fn serve_one(service: &Service, mut rq: tiny_http::Request) {
         rq.http_version()
     ));
     let req = request_from_tiny(&mut rq);
-    let debug_panic = cfg!(debug_assertions)
-        && rq
-            .headers()
-            .iter()
-            .any(|h| h.field.equiv("X-Clamscanner-Debug-Panic"));
-    let form = service.settings.envelope;
-    let response = panic::catch_unwind(AssertUnwindSafe(|| {
-        if debug_panic {
-            panic!("debug panic requested by the X-Clamscanner-Debug-Panic header");
-        }
-        service.handle(&req)
-    }))
-    .unwrap_or_else(|_| {
+    // A panic in the handler, or while the first part of the body is rendered, costs a 500;
+    // later, the body reader turns it into a truncated answer (see GuardedBody).
+    let answered = panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut answer = handle(&req);
+        let start = render_start(&mut answer);
+        (answer, start)
+    }));
+    let (response, (start, complete)) = answered.unwrap_or_else(|_| {
         eprintln!("clamscanner serve: a request handler panicked; answered 500");
-        handler::server_error(form)
+        let mut answer = handler::server_error(form);
+        let start = render_start(&mut answer);
+        (answer, start)
     });
     let (status, user, auth) = (response.status, response.user.clone(), response.auth);
     let headers: Vec<tiny_http::Header> = response
@@ -242,16 +298,17 @@ fn serve_one(service: &Service, mut rq: tiny_http::Request) {
         .into_iter()
         .filter_map(|(name, value)| tiny_http::Header::from_bytes(name, value).ok())
         .collect();
+    let length = complete.then_some(start.len());
     let sent = Arc::new(AtomicU64::new(0));
     let body = GuardedBody {
-        inner: response.into_reader(),
+        inner: Cursor::new(start).chain(response.into_reader()),
         sent: sent.clone(),
     };
     let outcome = rq.respond(tiny_http::Response::new(
         tiny_http::StatusCode(status),
         headers,
         body,
-        None,
+        length,
         None,
     ));
     let note = match outcome {
@@ -267,10 +324,38 @@ fn serve_one(service: &Service, mut rq: tiny_http::Request) {
     );
 }
 
+/// The first [`KNOWN_LENGTH_UP_TO`] bytes of the body, and whether that is all of it.
+fn render_start(response: &mut Response) -> (Vec<u8>, bool) {
+    let mut start = Vec::new();
+    while start.len() < KNOWN_LENGTH_UP_TO {
+        if !response.fill(&mut start) {
+            return (start, true);
+        }
+    }
+    (start, false)
+}
+
+/// The access-log line of a request that tiny_http refused itself (the same fields; no user,
+/// no body bytes, and `-` for a request line that was not read whole).
+fn log_refusal(refusal: &tiny_http::Refusal) {
+    let peer = refusal
+        .remote_addr
+        .map_or_else(|| "-".to_string(), |a| a.to_string());
+    let line = refusal
+        .request_line
+        .as_deref()
+        .map_or_else(|| "-".to_string(), printable);
+    eprintln!(
+        "{peer} - \"{line}\" {} 0 {}ms auth=-",
+        refusal.status,
+        refusal.elapsed.as_millis()
+    );
+}
+
 /// The body reader, counting bytes and turning a panic while producing them into an I/O error
 /// (the connection is then closed mid-body, which the client sees as a truncated answer).
 struct GuardedBody {
-    inner: BodyReader,
+    inner: io::Chain<Cursor<Vec<u8>>, BodyReader>,
     sent: Arc<AtomicU64>,
 }
 
@@ -347,6 +432,60 @@ fn printable(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
+    use std::net::TcpStream;
+
+    fn limits() -> tiny_http::Limits {
+        tiny_http::Limits {
+            max_connections: 8,
+            descriptor_budget: None,
+            socket_timeout: Duration::from_secs(10),
+            head: tiny_http::HeadLimits::default(),
+        }
+    }
+
+    /// Sends `requests` on one connection, half-closes, and returns everything answered.
+    fn exchange(addr: SocketAddr, requests: &str) -> String {
+        let mut sock = TcpStream::connect(addr).expect("connect to the test listener");
+        sock.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        sock.write_all(requests.as_bytes()).expect("send");
+        sock.shutdown(std::net::Shutdown::Write).ok();
+        let mut answer = String::new();
+        sock.read_to_string(&mut answer).ok();
+        answer
+    }
+
+    #[test]
+    fn a_panicking_handler_costs_one_500_and_the_listener_keeps_serving() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        std::thread::spawn(move || {
+            serve_on(listener, limits(), Form::Wrapped, |req: &Request| {
+                if req.path == b"/panic" {
+                    panic!("a handler bug (test)");
+                }
+                Response::error(200, Form::Wrapped, "fine")
+            })
+        });
+        let get = |path: &str, last: bool| {
+            let close = if last { "Connection: close\r\n" } else { "" };
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n{close}\r\n")
+        };
+        for _ in 0..5 {
+            let answer = exchange(addr, &get("/panic", true));
+            assert!(answer.starts_with("HTTP/1.1 500 "), "{answer}");
+            assert!(
+                answer.contains(r#""status":0"#),
+                "a JSON envelope: {answer}"
+            );
+        }
+        // On one connection: the panic's 500, then the next request is still answered.
+        let answer = exchange(addr, &(get("/panic", false) + &get("/ok", true)));
+        assert_eq!(answer.matches("HTTP/1.1 500 ").count(), 1, "{answer}");
+        assert_eq!(answer.matches("HTTP/1.1 200 ").count(), 1, "{answer}");
+        let answer = exchange(addr, &get("/ok", true));
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    }
 
     #[test]
     fn paths_and_log_lines() {

@@ -1,6 +1,7 @@
-//! The only module that calls libc directly: the account database, `openat`, `memchr` and
-//! `lseek` (the holes of a sparse log); for `simulate` and `watch`, `renameat`, `unlinkat`,
-//! `fchown`, a SIGINT flag and the terminal width; the socket checks of the FastCGI front end.
+//! The only module that calls libc directly: the account database, `openat`, `memchr`, `lseek`
+//! (the holes of a sparse log) and `getrlimit` (the listener's descriptor budget); for
+//! `simulate` and `watch`, `renameat`, `unlinkat`, `fchown`, a SIGINT flag and the terminal
+//! width; the socket checks of the FastCGI front end.
 //!
 //! The standard library has neither `getpwnam_r` nor `openat`, and opening the account's files
 //! relative to an already opened home directory is what makes the ownership check race-free.
@@ -350,4 +351,17 @@ pub fn seek_extent(file: &File, offset: u64, data: bool) -> io::Result<Seek> {
         Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => Ok(Seek::Unsupported),
         _ => Err(err),
     }
+}
+
+/// The process's soft limit on open descriptors (`RLIMIT_NOFILE`); None when unlimited or
+/// unknown. The listener keeps its connections below it (README "Security").
+pub fn descriptor_limit() -> Option<u64> {
+    // SAFETY: `rlimit` is plain old data; all-zero is a valid value.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `limit` is a valid, writable rlimit for the duration of the call.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    if rc != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(limit.rlim_cur)
 }

@@ -53,33 +53,67 @@ pub(crate) enum Connection {
 }
 impl std::io::Read for Connection {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.read(buf),
-            #[cfg(unix)]
-            Self::Unix(s) => s.read(buf),
-        }
+        (&*self).read(buf)
     }
 }
 impl std::io::Write for Connection {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Self::Tcp(s) => s.write(buf),
+        (&*self).write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self).flush()
+    }
+}
+// clamscanner patch: reading and writing through a shared reference (as `&TcpStream` allows) lets
+// the two halves of a connection share one descriptor instead of a `try_clone` (dup) each.
+impl std::io::Read for &Connection {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match *self {
+            Connection::Tcp(s) => {
+                let mut s = s;
+                s.read(buf)
+            }
             #[cfg(unix)]
-            Self::Unix(s) => s.write(buf),
+            Connection::Unix(s) => {
+                let mut s = s;
+                s.read(buf)
+            }
+        }
+    }
+}
+impl std::io::Write for &Connection {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match *self {
+            Connection::Tcp(s) => {
+                let mut s = s;
+                s.write(buf)
+            }
+            #[cfg(unix)]
+            Connection::Unix(s) => {
+                let mut s = s;
+                s.write(buf)
+            }
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Self::Tcp(s) => s.flush(),
+        match *self {
+            Connection::Tcp(s) => {
+                let mut s = s;
+                s.flush()
+            }
             #[cfg(unix)]
-            Self::Unix(s) => s.flush(),
+            Connection::Unix(s) => {
+                let mut s = s;
+                s.flush()
+            }
         }
     }
 }
 impl Connection {
     /// Gets the peer's address. Some for TCP, None for Unix sockets.
-    pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
+    pub(crate) fn peer_addr(&self) -> std::io::Result<Option<SocketAddr>> {
         match self {
             Self::Tcp(s) => s.peer_addr().map(Some),
             #[cfg(unix)]
@@ -99,9 +133,13 @@ impl Connection {
     /// client (slowloris, or a body that never arrives) cannot pin a thread forever.
     pub(crate) fn set_timeouts(&self, limit: Option<std::time::Duration>) -> std::io::Result<()> {
         match self {
-            Self::Tcp(s) => s.set_read_timeout(limit).and_then(|_| s.set_write_timeout(limit)),
+            Self::Tcp(s) => s
+                .set_read_timeout(limit)
+                .and_then(|_| s.set_write_timeout(limit)),
             #[cfg(unix)]
-            Self::Unix(s) => s.set_read_timeout(limit).and_then(|_| s.set_write_timeout(limit)),
+            Self::Unix(s) => s
+                .set_read_timeout(limit)
+                .and_then(|_| s.set_write_timeout(limit)),
         }
     }
 

@@ -110,8 +110,10 @@ use client::ClientConnection;
 use connection::Connection;
 use util::MessagesQueue;
 
+pub use client::{HeadLimits, Incoming, Refusal};
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
+pub use per_connection::{serve_connections, Limits};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
@@ -119,6 +121,7 @@ pub use test::TestRequest;
 mod client;
 mod common;
 mod connection;
+mod per_connection;
 mod request;
 mod response;
 mod ssl;
@@ -198,8 +201,10 @@ const SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 /// clamscanner patch: accept errors after which the listener is still usable.
 fn accept_error_is_transient(e: &IoError) -> bool {
     use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | TimedOut)
-        || matches!(e.raw_os_error(), Some(23) | Some(24) | Some(105) | Some(12))
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock | TimedOut
+    ) || matches!(e.raw_os_error(), Some(23) | Some(24) | Some(105) | Some(12))
 }
 
 impl Server {
@@ -306,7 +311,7 @@ impl Server {
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
-                    Ok((sock, _)) => {
+                    Ok((sock, peer)) => {
                         use util::RefinedTcpStream;
                         // clamscanner patch: see `Connection::set_timeouts`.
                         if sock.set_timeouts(Some(SOCKET_TIMEOUT)).is_err() {
@@ -329,7 +334,12 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            peer,
+                            HeadLimits::default(),
+                        ))
                     }
                     Err(e) => Err(e),
                 };
@@ -345,7 +355,9 @@ impl Server {
                                     let (sender, receiver) = mpsc::channel();
                                     for rq in client {
                                         messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
+                                        if receiver.recv().is_err() {
+                                            break;
+                                        }
                                     }
                                 } else {
                                     for rq in client {

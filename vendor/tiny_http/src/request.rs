@@ -3,9 +3,10 @@ use std::io::{self, Cursor, ErrorKind, Read, Write};
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
@@ -74,6 +75,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // clamscanner patch: set when the answer could not be written whole, or when its body
+    // ends with the connection; the connection then carries no further request.
+    close_after: Option<Arc<AtomicBool>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -96,7 +101,7 @@ impl<R: Write> Write for NotifyOnDrop<R> {
 }
 impl<R> Drop for NotifyOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.send(()).unwrap();
+        self.sender.send(()).ok();
     }
 }
 
@@ -108,6 +113,24 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// clamscanner patch: the body's length cannot be known: a Content-Length that is not a
+    /// number (or two that differ), or a transfer coding other than chunked.
+    BadFraming,
+}
+
+/// clamscanner patch: the most raw bytes (framing included) read of a chunked body. The chunk
+/// decoder keeps a chunk-size line in memory whole, so this also bounds that allocation.
+pub(crate) const CHUNKED_BODY_LIMIT: u64 = 256 * 1024;
+
+/// clamscanner patch: `Content-Length = 1*DIGIT` (RFC 9110 §8.6), within usize. Upstream used
+/// `usize::from_str`, which takes `+9`, and ignored what it could not parse, so that the body
+/// of `Content-Length: -1` was then read as the next request.
+fn parse_content_length(value: &str) -> Option<usize> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
 }
 
 impl From<IoError> for RequestCreationError {
@@ -146,16 +169,37 @@ where
         .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
         .map(|h| h.value.clone());
 
+    // clamscanner patch: only `chunked` is understood, and only once; anything else (such as
+    // `identity`, which upstream decoded as chunked and then waited for) is refused.
+    let codings = headers
+        .iter()
+        .filter(|h| h.field.equiv("Transfer-Encoding"))
+        .count();
+    if codings > 1
+        || transfer_encoding
+            .as_ref()
+            .is_some_and(|v| !v.as_str().eq_ignore_ascii_case("chunked"))
+    {
+        return Err(RequestCreationError::BadFraming);
+    }
+
+    // clamscanner patch: every Content-Length must be a number, and all the same one.
+    let mut declared = None;
+    for h in headers.iter().filter(|h| h.field.equiv("Content-Length")) {
+        let n = parse_content_length(h.value.as_str()).ok_or(RequestCreationError::BadFraming)?;
+        if declared.is_some_and(|d| d != n) {
+            return Err(RequestCreationError::BadFraming);
+        }
+        declared = Some(n);
+    }
+
     // finding the content-length header
     let content_length = if transfer_encoding.is_some() {
         // if transfer-encoding is specified, the Content-Length
         // header must be ignored (RFC2616 #4.4)
         None
     } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+        declared
     };
 
     // true if the client sent a `Expect: 100-continue` header
@@ -218,7 +262,8 @@ where
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        let bounded = source_data.take(CHUNKED_BODY_LIMIT);
+        Box::new(FusedReader::new(Decoder::new(bounded))) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -238,6 +283,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        close_after: None,
     })
 }
 
@@ -435,7 +481,7 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+            sender.send(()).ok();
         }
         res
     }
@@ -448,15 +494,26 @@ impl Request {
 
         let do_not_send_body = self.method == Method::Head;
 
-        Self::ignore_client_closing_errors(response.raw_print(
+        let printed = response.raw_print_framed(
             writer.by_ref(),
             self.http_version.clone(),
             &self.headers,
             do_not_send_body,
             None,
-        ))?;
-
-        Self::ignore_client_closing_errors(writer.flush())
+        );
+        let flushed = match printed {
+            Ok(_) => writer.flush(),
+            Err(_) => Ok(()),
+        };
+        // clamscanner patch: after a failed write the connection is out of step; after a body
+        // that ends with the connection, closing is what ends it.
+        if printed.is_err() || flushed.is_err() || matches!(printed, Ok(true)) {
+            if let Some(flag) = &self.close_after {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+        Self::ignore_client_closing_errors(printed.map(|_| ()))?;
+        Self::ignore_client_closing_errors(flushed)
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
@@ -471,6 +528,11 @@ impl Request {
 
     pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
         self.notify_when_responded = Some(sender);
+        self
+    }
+
+    pub(crate) fn with_close_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.close_after = Some(flag);
         self
     }
 }
@@ -491,7 +553,7 @@ impl Drop for Request {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
+                sender.send(()).ok();
             }
         }
     }

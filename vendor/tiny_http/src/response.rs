@@ -332,13 +332,46 @@ where
     ///
     /// Note: does not flush the writer.
     pub fn raw_print<W: Write>(
+        self,
+        writer: W,
+        http_version: HTTPVersion,
+        request_headers: &[Header],
+        do_not_send_body: bool,
+        upgrade: Option<&str>,
+    ) -> IoResult<()> {
+        self.raw_print_framed(
+            writer,
+            http_version,
+            request_headers,
+            do_not_send_body,
+            upgrade,
+        )
+        .map(|_| ())
+    }
+
+    /// clamscanner patch: adds `Connection: close` (which `add_header` refuses), for answers
+    /// after which tiny_http closes the connection itself.
+    pub(crate) fn with_connection_close(mut self) -> Response<R> {
+        self.headers
+            .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap());
+        self
+    }
+
+    /// `raw_print`, telling whether the body ends with the connection (true): then the
+    /// connection must be closed after it.
+    ///
+    /// clamscanner patch: a body of unknown length without chunked encoding (an HTTP/1.0
+    /// client, or `TE: identity`) is streamed and delimited by the connection's close, with
+    /// `Connection: close`. Upstream read it whole into memory to announce its length (four
+    /// HTTP/1.0 polls of a 100 MB log took 416 MB).
+    pub(crate) fn raw_print_framed<W: Write>(
         mut self,
         mut writer: W,
         http_version: HTTPVersion,
         request_headers: &[Header],
         do_not_send_body: bool,
         upgrade: Option<&str>,
-    ) -> IoResult<()> {
+    ) -> IoResult<bool> {
         let mut transfer_encoding = Some(choose_transfer_encoding(
             self.status_code,
             request_headers,
@@ -374,20 +407,10 @@ where
             transfer_encoding = None;
         }
 
-        // if the transfer encoding is identity, the content length must be known ; therefore if
-        // we don't know it, we buffer the entire response first here
-        // while this is an expensive operation, it is only ever needed for clients using HTTP 1.0
-        let (mut reader, data_length): (Box<dyn Read>, _) =
-            match (self.data_length, transfer_encoding) {
-                (Some(l), _) => (Box::new(self.reader), Some(l)),
-                (None, Some(TransferEncoding::Identity)) => {
-                    let mut buf = Vec::new();
-                    self.reader.read_to_end(&mut buf)?;
-                    let l = buf.len();
-                    (Box::new(Cursor::new(buf)), Some(l))
-                }
-                _ => (Box::new(self.reader), None),
-            };
+        let data_length = self.data_length;
+        let mut reader = self.reader;
+        let close_delimited =
+            data_length.is_none() && matches!(transfer_encoding, Some(TransferEncoding::Identity));
 
         // checking whether to ignore the body of the response
         let do_not_send_body = do_not_send_body
@@ -403,18 +426,18 @@ where
                 .headers
                 .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
 
-            Some(TransferEncoding::Identity) => {
-                assert!(data_length.is_some());
-                let data_length = data_length.unwrap();
-
-                self.headers.push(
+            Some(TransferEncoding::Identity) => match data_length {
+                Some(data_length) => self.headers.push(
                     Header::from_bytes(
                         &b"Content-Length"[..],
                         format!("{}", data_length).as_bytes(),
                     )
                     .unwrap(),
-                )
-            }
+                ),
+                None => self
+                    .headers
+                    .push(Header::from_bytes(&b"Connection"[..], &b"close"[..]).unwrap()),
+            },
 
             _ => (),
         };
@@ -438,10 +461,7 @@ where
                 }
 
                 Some(TransferEncoding::Identity) => {
-                    assert!(data_length.is_some());
-                    let data_length = data_length.unwrap();
-
-                    if data_length >= 1 {
+                    if data_length != Some(0) {
                         io::copy(&mut reader, &mut writer)?;
                     }
                 }
@@ -450,7 +470,7 @@ where
             }
         }
 
-        Ok(())
+        Ok(close_delimited)
     }
 
     /// Retrieves the current value of the `Response` status code
