@@ -9,7 +9,7 @@ SCENARIO ?= steady
 DEST ?= /usr/lib/cgi-bin
 BIN ?= $(BIN_RELEASE)
 
-.PHONY: all build release run demo test test-shell bench bench-servers contract fuzz install-cgi lint \
+.PHONY: all build release run demo test test-shell bench bench-auth bench-servers contract fuzz install-cgi lint \
         clean man deb rpm test-package
 
 all: build
@@ -41,11 +41,14 @@ test: build
 	$(CARGO) test
 	bash tests/run.sh
 
+# The log engine against cPanel's reader (rewrites BENCHMARKS.md), then every web-server setup
+# (appends its "Web servers" section), then the timing of known against unknown users (prints).
 bench: release
 	bash bench/run.sh
+	bash bench/servers.sh
+	python3 bench/auth_timing.py $(BIN_RELEASE)
 
 # Known vs unknown users, both schemes, CGI and listener: medians must be within 10% (README "Security").
-.PHONY: bench-auth
 bench-auth: release
 	python3 bench/auth_timing.py $(BIN_RELEASE)
 # Web servers side by side (nginx, Apache, fcgiwrap, the listener): BENCHMARKS.md "Web servers".
