@@ -2,6 +2,7 @@
 //! win over the environment (SPEC §5).
 
 use std::ffi::{OsStr, OsString};
+use std::fmt;
 use std::path::PathBuf;
 
 use crate::account::Homes;
@@ -94,6 +95,38 @@ impl Flags {
             .or_else(|| self.args.next())
             .ok_or_else(|| format!("--{name} needs a value"))
     }
+}
+
+/// `CLAMSCANNER_HOME_ROOT` alone, for the commands that read nothing else from the environment
+/// (`uapi`, `simulate`, `watch`): homes are `DIR/USER`, or the account database when it is unset
+/// or empty.
+pub fn homes_from_env(env: &dyn Fn(&str) -> Option<OsString>) -> Homes {
+    match env("CLAMSCANNER_HOME_ROOT").filter(|v| !v.is_empty()) {
+        Some(root) => Homes::Root(PathBuf::from(root)),
+        None => Homes::System,
+    }
+}
+
+/// An argument that must be text (a user name, an address, a number) and is not UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotText {
+    /// What the value was given as: `--listen`, `MODULE`, `argument`.
+    pub what: String,
+    pub value: OsString,
+}
+
+impl fmt::Display for NotText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {:?} is not valid text", self.what, self.value)
+    }
+}
+
+/// `value` as text; the error names it as `what`.
+pub fn text(value: OsString, what: &str) -> Result<String, NotText> {
+    value.into_string().map_err(|value| NotText {
+        what: what.to_string(),
+        value,
+    })
 }
 
 #[cfg(test)]

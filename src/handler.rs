@@ -4,11 +4,12 @@
 //! function. Everything here is decided from a [`Request`] alone, so it is tested with plain
 //! values, and the CGI program and the listener cannot drift apart.
 
+use std::fmt;
 use std::path::PathBuf;
 
-use crate::account::{Account, Homes};
+use crate::account::{Account, AccountError, Homes};
 use crate::auth::{Authenticator, Refusal, Verified};
-use crate::disinfection;
+use crate::disinfection::{self, Answer};
 use crate::envelope::{Form, JsonBody};
 use crate::request::{self, Body, Method, Request, MAX_QUERY};
 use crate::response::Response;
@@ -163,19 +164,8 @@ impl Service {
     }
 
     fn function(&self, req: &Request, user: &str) -> Response {
-        let form = self.settings.envelope;
-        let last_id = match last_id(req) {
-            Ok(id) => id,
-            Err(message) => return Response::error(200, form, message),
-        };
-        let account = match Account::open(&self.settings.homes, user) {
-            Ok(account) => account,
-            Err(e) => return Response::error(200, form, e.to_string()),
-        };
-        match disinfection::check(&account, last_id) {
-            Ok(answer) => Response::json(200, JsonBody::answer(form, answer)),
-            Err(message) => Response::error(200, form, message),
-        }
+        let settings = &self.settings;
+        answer(&settings.homes, settings.envelope, user, last_id(req))
     }
 }
 
@@ -236,6 +226,57 @@ pub fn last_id(req: &Request) -> Result<u128, String> {
     Ok(value.iter().fold(0u128, |acc, d| {
         (acc * 10 + u128::from(d - b'0')).min(beyond)
     }))
+}
+
+// ---- the function for an account a front end has named -----------------------------------------
+
+/// Why the function answers `result.status` 0 for an account (with HTTP 200: the call itself
+/// was made); the message is the one the client sees.
+#[derive(Debug)]
+pub enum CallError {
+    /// The account cannot be opened: an invalid name, no such account, a refused home.
+    Account(AccountError),
+    /// Its log or state file was refused or could not be read.
+    Log(String),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Account(e) => write!(f, "{e}"),
+            CallError::Log(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The function for `user`, a name the front end has settled (authenticated, or allowed on the
+/// command line): opens the account and reads its log. Every front end gets here: the web ones
+/// through [`Service`], `uapi` through [`command_line`], `watch` directly (it wants the records,
+/// not an envelope).
+pub fn check(homes: &Homes, user: &str, last_id: u128) -> Result<Answer, CallError> {
+    let account = Account::open(homes, user).map_err(CallError::Account)?;
+    disinfection::check(&account, last_id).map_err(CallError::Log)
+}
+
+/// The function's answer in `form`: the records of [`check`], or its refusal.
+fn answer(homes: &Homes, form: Form, user: &str, last_id: Result<u128, String>) -> Response {
+    let last_id = match last_id {
+        Ok(id) => id,
+        Err(message) => return Response::error(200, form, message),
+    };
+    match check(homes, user, last_id) {
+        Ok(answer) => Response::json(200, JsonBody::answer(form, answer)),
+        Err(e) => Response::error(200, form, e.to_string()),
+    }
+}
+
+/// The command line's way in (`clamscanner uapi`): `arguments` are its `name=value` pairs, and
+/// `last_id` is read from them by the rules of a query string, as cPanel's `uapi` decodes them.
+/// Nothing of HTTP applies (no route, no method, no 8 KiB query limit) and nobody authenticates:
+/// the caller's own file permissions decide what can be read, and `cli` decided whom it may name.
+pub fn command_line(homes: &Homes, form: Form, user: &str, arguments: &[String]) -> Response {
+    let parameters = Request::get("", &arguments.join("&"));
+    answer(homes, form, user, last_id(&parameters))
 }
 
 #[cfg(test)]
