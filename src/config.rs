@@ -215,4 +215,20 @@ mod tests {
         assert_eq!(trust("1"), Ok(Some(true)));
         assert!(trust("yes").is_err());
     }
+
+    #[test]
+    fn text_and_home_root() {
+        use std::os::unix::ffi::OsStringExt;
+        assert_eq!(text("alice".into(), "--user"), Ok("alice".to_string()));
+        let bad = text(OsString::from_vec(b"a\xffb".to_vec()), "--listen");
+        assert_eq!(
+            bad.map_err(|e| e.to_string()),
+            Err(r#"--listen: "a\xFFb" is not valid text"#.to_string())
+        );
+        let root = |value: &'static str| {
+            homes_from_env(&|name| (name == "CLAMSCANNER_HOME_ROOT").then(|| value.into()))
+        };
+        assert_eq!(root("/srv/homes"), Homes::Root("/srv/homes".into()));
+        assert_eq!(root(""), Homes::System, "empty counts as unset");
+    }
 }

@@ -329,4 +329,35 @@ mod tests {
         req.query.clear();
         assert_eq!(last_id(&req), Ok(2));
     }
+
+    #[test]
+    fn the_command_line_has_no_http_limits_and_the_same_function() {
+        let root = std::env::temp_dir().join(format!("clamscanner-handler-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("alice")).expect("a home");
+        let homes = Homes::Root(root.clone());
+        let long = format!("pad={}", "x".repeat(MAX_QUERY));
+        let answered = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let response = command_line(&homes, Form::Wrapped, "alice", &args);
+            (response.status, response.succeeded())
+        };
+        assert_eq!(answered(&["last_id=3"]), (200, true));
+        assert_eq!(answered(&["last_id=3", &long]), (200, true), "no 414");
+        assert_eq!(answered(&["last_id=x"]), (200, false));
+        assert_eq!(answered(&["last_id=1", "last_id=1"]), (200, false));
+        let nobody = command_line(&homes, Form::Wrapped, "../alice", &[]);
+        assert_eq!((nobody.status, nobody.succeeded()), (200, false));
+        // The same query through the web front ends' entry is refused by its limit.
+        let settings = crate::config::from_env(&|name| {
+            (name == "CLAMSCANNER_HOME_ROOT").then(|| root.clone().into_os_string())
+        })
+        .expect("settings with a home root");
+        let mut req = Request::get("", &format!("last_id=3&{long}"));
+        req.credentials.remote_user = Some(b"alice".to_vec());
+        assert_eq!(
+            Service::new(settings, FrontEnd::Cgi).handle(&req).status,
+            414
+        );
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
