@@ -1,4 +1,4 @@
-//! Picks the front end; nothing else.
+//! Picks the front end, and turns how it ended into the exit code; nothing else.
 //!
 //! In this order (deployment-facts §1): sockets passed by systemd (`LISTEN_PID`/`LISTEN_FDS`) or
 //! a listening socket on descriptor 0 with no arguments (mod_fcgid, lighttpd, spawn-fcgi) make it
