@@ -14,7 +14,6 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStringExt;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::ExitCode;
 
 use crate::config;
 use crate::envelope::Form;
@@ -25,7 +24,8 @@ use crate::response::{self, Response};
 /// How much of the answer is gathered before each write to stdout.
 const OUTPUT_BUFFER: usize = 64 * 1024;
 
-pub fn main() -> ExitCode {
+/// Answers the request in the environment; main turns how the answer ended into the exit code.
+pub fn main() -> Result<(), OutputError> {
     report_panics_on_one_line();
     // A bad CLAMSCANNER_TRUST_REMOTE_USER is a broken configuration, answered like one.
     let settings = config::from_env(&config::process_env).and_then(|settings| {
@@ -63,12 +63,7 @@ pub fn main() -> ExitCode {
     // Flushed whatever happened: after a panic mid-body the headers and the start of the body
     // are in the buffer, and a web server that got nothing would report a header error.
     let flushed = out.flush();
-    match outcome.and(flushed.map_err(OutputError::Write)) {
-        Ok(()) => ExitCode::SUCCESS,
-        // A client that went away (EPIPE) is not our failure: the web server already logged it.
-        Err(OutputError::Write(_)) => ExitCode::SUCCESS,
-        Err(OutputError::Panicked) => ExitCode::FAILURE,
-    }
+    outcome.and(flushed.map_err(OutputError::Write))
 }
 
 /// Why a CGI answer did not reach its end.

@@ -2,6 +2,7 @@
 //! win over the environment (SPEC §5).
 
 use std::ffi::{OsStr, OsString};
+use std::fmt;
 use std::path::PathBuf;
 
 use crate::account::Homes;
@@ -96,6 +97,38 @@ impl Flags {
     }
 }
 
+/// `CLAMSCANNER_HOME_ROOT` alone, for the commands that read nothing else from the environment
+/// (`uapi`, `simulate`, `watch`): homes are `DIR/USER`, or the account database when it is unset
+/// or empty.
+pub fn homes_from_env(env: &dyn Fn(&str) -> Option<OsString>) -> Homes {
+    match env("CLAMSCANNER_HOME_ROOT").filter(|v| !v.is_empty()) {
+        Some(root) => Homes::Root(PathBuf::from(root)),
+        None => Homes::System,
+    }
+}
+
+/// An argument that must be text (a user name, an address, a number) and is not UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotText {
+    /// What the value was given as: `--listen`, `MODULE`, `argument`.
+    pub what: String,
+    pub value: OsString,
+}
+
+impl fmt::Display for NotText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {:?} is not valid text", self.what, self.value)
+    }
+}
+
+/// `value` as text; the error names it as `what`.
+pub fn text(value: OsString, what: &str) -> Result<String, NotText> {
+    value.into_string().map_err(|value| NotText {
+        what: what.to_string(),
+        value,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +214,21 @@ mod tests {
         assert_eq!(trust("0"), Ok(Some(false)));
         assert_eq!(trust("1"), Ok(Some(true)));
         assert!(trust("yes").is_err());
+    }
+
+    #[test]
+    fn text_and_home_root() {
+        use std::os::unix::ffi::OsStringExt;
+        assert_eq!(text("alice".into(), "--user"), Ok("alice".to_string()));
+        let bad = text(OsString::from_vec(b"a\xffb".to_vec()), "--listen");
+        assert_eq!(
+            bad.map_err(|e| e.to_string()),
+            Err(r#"--listen: "a\xFFb" is not valid text"#.to_string())
+        );
+        let root = |value: &'static str| {
+            homes_from_env(&|name| (name == "CLAMSCANNER_HOME_ROOT").then(|| value.into()))
+        };
+        assert_eq!(root("/srv/homes"), Homes::Root("/srv/homes".into()));
+        assert_eq!(root(""), Homes::System, "empty counts as unset");
     }
 }

@@ -4,11 +4,12 @@
 //! function. Everything here is decided from a [`Request`] alone, so it is tested with plain
 //! values, and the CGI program and the listener cannot drift apart.
 
+use std::fmt;
 use std::path::PathBuf;
 
-use crate::account::{Account, Homes};
+use crate::account::{Account, AccountError, Homes};
 use crate::auth::{Authenticator, Refusal, Verified};
-use crate::disinfection;
+use crate::disinfection::{self, Answer};
 use crate::envelope::{Form, JsonBody};
 use crate::request::{self, Body, Method, Request, MAX_QUERY};
 use crate::response::Response;
@@ -163,19 +164,8 @@ impl Service {
     }
 
     fn function(&self, req: &Request, user: &str) -> Response {
-        let form = self.settings.envelope;
-        let last_id = match last_id(req) {
-            Ok(id) => id,
-            Err(message) => return Response::error(200, form, message),
-        };
-        let account = match Account::open(&self.settings.homes, user) {
-            Ok(account) => account,
-            Err(e) => return Response::error(200, form, e.to_string()),
-        };
-        match disinfection::check(&account, last_id) {
-            Ok(answer) => Response::json(200, JsonBody::answer(form, answer)),
-            Err(message) => Response::error(200, form, message),
-        }
+        let settings = &self.settings;
+        answer(&settings.homes, settings.envelope, user, last_id(req))
     }
 }
 
@@ -238,6 +228,57 @@ pub fn last_id(req: &Request) -> Result<u128, String> {
     }))
 }
 
+// ---- the function for an account a front end has named -----------------------------------------
+
+/// Why the function answers `result.status` 0 for an account (with HTTP 200: the call itself
+/// was made); the message is the one the client sees.
+#[derive(Debug)]
+pub enum CallError {
+    /// The account cannot be opened: an invalid name, no such account, a refused home.
+    Account(AccountError),
+    /// Its log or state file was refused or could not be read.
+    Log(String),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Account(e) => write!(f, "{e}"),
+            CallError::Log(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The function for `user`, a name the front end has settled (authenticated, or allowed on the
+/// command line): opens the account and reads its log. Every front end gets here: the web ones
+/// through [`Service`], `uapi` through [`command_line`], `watch` directly (it wants the records,
+/// not an envelope).
+pub fn check(homes: &Homes, user: &str, last_id: u128) -> Result<Answer, CallError> {
+    let account = Account::open(homes, user).map_err(CallError::Account)?;
+    disinfection::check(&account, last_id).map_err(CallError::Log)
+}
+
+/// The function's answer in `form`: the records of [`check`], or its refusal.
+fn answer(homes: &Homes, form: Form, user: &str, last_id: Result<u128, String>) -> Response {
+    let last_id = match last_id {
+        Ok(id) => id,
+        Err(message) => return Response::error(200, form, message),
+    };
+    match check(homes, user, last_id) {
+        Ok(answer) => Response::json(200, JsonBody::answer(form, answer)),
+        Err(e) => Response::error(200, form, e.to_string()),
+    }
+}
+
+/// The command line's way in (`clamscanner uapi`): `arguments` are its `name=value` pairs, and
+/// `last_id` is read from them by the rules of a query string, as cPanel's `uapi` decodes them.
+/// Nothing of HTTP applies (no route, no method, no 8 KiB query limit) and nobody authenticates:
+/// the caller's own file permissions decide what can be read, and `cli` decided whom it may name.
+pub fn command_line(homes: &Homes, form: Form, user: &str, arguments: &[String]) -> Response {
+    let parameters = Request::get("", &arguments.join("&"));
+    answer(homes, form, user, last_id(&parameters))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +328,36 @@ mod tests {
         assert!(last_id(&req).is_err());
         req.query.clear();
         assert_eq!(last_id(&req), Ok(2));
+    }
+
+    #[test]
+    fn the_command_line_has_no_http_limits_and_the_same_function() {
+        let root = std::env::temp_dir().join(format!("clamscanner-handler-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("alice")).expect("a home");
+        let homes = Homes::Root(root.clone());
+        let long = format!("pad={}", "x".repeat(MAX_QUERY));
+        let answered = |args: &[&str]| {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let response = command_line(&homes, Form::Wrapped, "alice", &args);
+            (response.status, response.succeeded())
+        };
+        assert_eq!(answered(&["last_id=3"]), (200, true));
+        assert_eq!(answered(&["last_id=3", &long]), (200, true), "no 414");
+        assert_eq!(answered(&["last_id=x"]), (200, false));
+        assert_eq!(answered(&["last_id=1", "last_id=1"]), (200, false));
+        let nobody = command_line(&homes, Form::Wrapped, "../alice", &[]);
+        assert_eq!((nobody.status, nobody.succeeded()), (200, false));
+        // The same query through the web front ends' entry is refused by its limit.
+        let settings = crate::config::from_env(&|name| {
+            (name == "CLAMSCANNER_HOME_ROOT").then(|| root.clone().into_os_string())
+        })
+        .expect("settings with a home root");
+        let mut req = Request::get("", &format!("last_id=3&{long}"));
+        req.credentials.remote_user = Some(b"alice".to_vec());
+        assert_eq!(
+            Service::new(settings, FrontEnd::Cgi).handle(&req).status,
+            414
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -5,13 +5,13 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, BufRead};
-use std::process::ExitCode;
 
 use crate::account::is_valid_user_name;
 use crate::auth::MAX_COST;
 use crate::config::Flags;
 
-const USAGE: &str = "\
+/// Also printed after a usage error, which is what every error here is.
+pub const USAGE: &str = "\
 usage: printf '%s\\n' PASSWORD | clamscanner htpasswd [--cost 4-14] USER
 
 Reads one password from stdin and prints an htpasswd line of bcrypt (as `htpasswd -nB`).
@@ -24,7 +24,7 @@ const MIN_COST: u32 = 4;
 
 /// Why no line was printed; each is a usage error (exit 2).
 #[derive(Debug)]
-enum Problem {
+pub enum Problem {
     Flag(String),
     BadCost,
     UserCount,
@@ -56,17 +56,14 @@ enum Outcome {
     Version,
 }
 
-pub fn main(args: Vec<OsString>) -> ExitCode {
-    match run(args) {
-        Ok(Outcome::Line(line)) => println!("{line}"),
-        Ok(Outcome::Help) => println!("{USAGE}"),
-        Ok(Outcome::Version) => println!("{}", crate::VERSION_LINE),
-        Err(problem) => {
-            eprintln!("clamscanner htpasswd: {problem}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+/// `clamscanner htpasswd ARGS`: prints the line, or says why not (main adds [`USAGE`]).
+pub fn main(args: Vec<OsString>) -> Result<(), Problem> {
+    match run(args)? {
+        Outcome::Line(line) => println!("{line}"),
+        Outcome::Help => println!("{USAGE}"),
+        Outcome::Version => println!("{}", crate::VERSION_LINE),
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 fn run(args: Vec<OsString>) -> Result<Outcome, Problem> {

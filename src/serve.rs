@@ -14,13 +14,13 @@ use std::io::{self, Cursor, Read};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::account::Homes;
-use crate::config::{self, Flags};
+use crate::auth::StoreError;
+use crate::config::{self, Flags, NotText};
 use crate::envelope::{Form, CHUNK};
 use crate::handler::{self, FrontEnd, Service};
 use crate::request::{self, Body, Credentials, Method, Request};
@@ -75,32 +75,15 @@ struct Options {
     workers_ignored: bool,
 }
 
-pub fn main(args: Vec<OsString>) -> ExitCode {
-    let (service, options) = match parse(args) {
-        Ok(Parsed::Run(service, options)) => (*service, options),
-        Ok(Parsed::Help) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(Parsed::Version) => {
-            println!("{}", crate::VERSION_LINE);
-            return ExitCode::SUCCESS;
-        }
-        Err(problem) => {
-            eprintln!("clamscanner serve: {problem}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(service, options) {
-        Ok(never) => match never {},
-        Err(failure) => {
-            eprintln!("clamscanner serve: {failure}");
-            ExitCode::from(match failure {
-                Failure::Start(_) => 2,
-                Failure::Listener(_) => 1,
-            })
-        }
+/// `clamscanner serve ARGS`: returns only after `--help` or `--version`, or to say why it
+/// could not start or had to stop (main turns that into the exit code).
+pub fn main(args: Vec<OsString>) -> Result<(), ServeError> {
+    match parse(args)? {
+        Parsed::Run(service, options) => match run(*service, options)? {},
+        Parsed::Help => println!("{USAGE}"),
+        Parsed::Version => println!("{}", crate::VERSION_LINE),
     }
+    Ok(())
 }
 
 enum Parsed {
@@ -109,23 +92,43 @@ enum Parsed {
     Version,
 }
 
-/// Why `run` returned: it refused to start (exit 2), or the listening socket failed (exit 1).
-enum Failure {
+/// Why the listener did not start (exit 2) or stopped (exit 1).
+#[derive(Debug)]
+pub enum ServeError {
+    /// A bad flag or value.
+    Usage(String),
+    NotText(NotText),
+    /// A bad `CLAMSCANNER_*` variable.
+    Config(String),
+    /// A credential file could not be read at start.
+    Credentials(StoreError),
+    /// It refused to start: an address it cannot use or must not listen on.
     Start(String),
+    /// The listening socket failed once it was serving.
     Listener(io::Error),
 }
 
-impl fmt::Display for Failure {
+impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Start(problem) => f.write_str(problem),
-            Failure::Listener(e) => write!(f, "the listening socket failed: {e}"),
+            ServeError::Usage(problem) | ServeError::Start(problem) => f.write_str(problem),
+            ServeError::NotText(e) => write!(f, "{e}"),
+            ServeError::Config(problem) => write!(f, "{problem}"),
+            ServeError::Credentials(e) => write!(f, "{e}"),
+            ServeError::Listener(e) => write!(f, "the listening socket failed: {e}"),
         }
     }
 }
 
-fn parse(args: Vec<OsString>) -> Result<Parsed, String> {
-    let mut settings = config::from_env(&config::process_env)?;
+impl From<NotText> for ServeError {
+    fn from(e: NotText) -> Self {
+        ServeError::NotText(e)
+    }
+}
+
+fn parse(args: Vec<OsString>) -> Result<Parsed, ServeError> {
+    let usage = ServeError::Usage;
+    let mut settings = config::from_env(&config::process_env).map_err(ServeError::Config)?;
     let mut options = Options {
         listen: "127.0.0.1:2082".into(),
         max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -134,58 +137,57 @@ fn parse(args: Vec<OsString>) -> Result<Parsed, String> {
     };
     let mut flags = Flags::new(args);
     while let Some((name, inline)) = flags.next_flag() {
+        let mut value = || flags.value(&name, inline.clone()).map_err(usage);
         match name.as_str() {
             "help" | "h" => return Ok(Parsed::Help),
             "version" | "V" => return Ok(Parsed::Version),
             "allow-remote" => options.allow_remote = true,
-            "listen" => options.listen = text(flags.value(&name, inline)?, &name)?,
-            "htpasswd" => settings.htpasswd = Some(flags.value(&name, inline)?.into()),
-            "tokens" => settings.tokens = Some(flags.value(&name, inline)?.into()),
-            "home-root" => settings.homes = Homes::Root(flags.value(&name, inline)?.into()),
+            "listen" => options.listen = config::text(value()?, "--listen")?,
+            "htpasswd" => settings.htpasswd = Some(value()?.into()),
+            "tokens" => settings.tokens = Some(value()?.into()),
+            "home-root" => settings.homes = Homes::Root(value()?.into()),
             "envelope" => {
-                let value = flags.value(&name, inline)?;
-                settings.envelope = config::parse_form(&value)
-                    .ok_or_else(|| format!("--envelope must be wrapped or flat, not {value:?}"))?;
+                let given = value()?;
+                settings.envelope = config::parse_form(&given).ok_or_else(|| {
+                    usage(format!("--envelope must be wrapped or flat, not {given:?}"))
+                })?;
             }
             "max-connections" => {
-                let value = text(flags.value(&name, inline)?, &name)?;
-                options.max_connections = value
+                let given = config::text(value()?, "--max-connections")?;
+                options.max_connections = given
                     .parse()
                     .ok()
                     .filter(|n| (1..=MAX_MAX_CONNECTIONS).contains(n))
                     .ok_or_else(|| {
-                        format!("--max-connections must be a number from 1 to {MAX_MAX_CONNECTIONS}, not {value:?}")
+                        usage(format!("--max-connections must be a number from 1 to {MAX_MAX_CONNECTIONS}, not {given:?}"))
                     })?;
             }
             "workers" => {
-                flags.value(&name, inline)?;
+                value()?;
                 options.workers_ignored = true;
             }
-            other => return Err(format!("unknown option --{other} (see --help)")),
+            other => return Err(usage(format!("unknown option --{other} (see --help)"))),
         }
     }
     if let Some(extra) = flags.positional.first() {
-        return Err(format!("unexpected argument {extra:?} (see --help)"));
+        return Err(usage(format!("unexpected argument {extra:?} (see --help)")));
     }
     if settings.htpasswd.is_none() && settings.tokens.is_none() {
-        return Err(
+        return Err(usage(
             "give --htpasswd FILE or --tokens FILE: the listener always authenticates".into(),
-        );
+        ));
     }
     let service = Service::new(settings, FrontEnd::Listener);
-    service.authenticator().preload()?;
+    service
+        .authenticator()
+        .preload()
+        .map_err(ServeError::Credentials)?;
     Ok(Parsed::Run(Box::new(service), options))
 }
 
-fn text(value: OsString, name: &str) -> Result<String, String> {
-    value
-        .into_string()
-        .map_err(|v| format!("--{name}: {v:?} is not valid text"))
-}
-
 /// Serves until killed: it returns only to say why it could not start or had to stop.
-fn run(service: Service, options: Options) -> Result<Infallible, Failure> {
-    let start = |problem: String| Failure::Start(problem);
+fn run(service: Service, options: Options) -> Result<Infallible, ServeError> {
+    let start = ServeError::Start;
     let addr: SocketAddr = options
         .listen
         .to_socket_addrs()
@@ -236,7 +238,7 @@ fn run(service: Service, options: Options) -> Result<Infallible, Failure> {
     };
     let form = service.settings.envelope;
     let service = Arc::new(service);
-    Err(Failure::Listener(serve_on(
+    Err(ServeError::Listener(serve_on(
         listener,
         limits,
         form,

@@ -25,7 +25,6 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crate::account::{is_valid_user_name, Homes, LOG_NAME, STATE_NAME};
@@ -136,19 +135,6 @@ struct Options {
     looping: bool,
 }
 
-pub fn main(args: Vec<OsString>) -> ExitCode {
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("clamscanner simulate: {e}");
-            ExitCode::from(match e {
-                SimError::Io(..) => 1,
-                _ => 2,
-            })
-        }
-    }
-}
-
 fn usage(why: impl Into<String>) -> SimError {
     SimError::Usage(why.into())
 }
@@ -244,7 +230,8 @@ fn parse_options(args: Vec<OsString>) -> Result<Option<Options>, SimError> {
 /// restart would lose nothing visible).
 const MIN_RESTART_RECORDS: u64 = 4;
 
-fn run(args: Vec<OsString>) -> Result<(), SimError> {
+/// `clamscanner simulate ARGS`; main turns the error into the exit code.
+pub fn main(args: Vec<OsString>) -> Result<(), SimError> {
     let Some(opts) = parse_options(args)? else {
         return Ok(());
     };

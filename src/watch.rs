@@ -19,14 +19,14 @@ use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::account::{Account, Homes};
-use crate::config::Flags;
-use crate::disinfection::{self, Status};
+use crate::account::Homes;
+use crate::cli::{self, UserError};
+use crate::config::{self, Flags, NotText};
+use crate::disinfection::Status;
 use crate::envelope::CHUNK;
+use crate::handler::{self, CallError};
 use crate::sys;
 
 const USAGE: &str = "\
@@ -58,8 +58,11 @@ const STATES: [&str; 5] = [
 pub enum WatchError {
     /// Bad flags (exit 2).
     Usage(String),
+    NotText(NotText),
+    /// Whom to watch is not settled (exit 2).
+    User(UserError),
     /// The call failed: `result.status` 0 (exit 1).
-    Call(String),
+    Call(CallError),
     /// Standard output went away or failed (exit 1, unless it was a closed pipe).
     Output(io::Error),
 }
@@ -67,9 +70,18 @@ pub enum WatchError {
 impl fmt::Display for WatchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WatchError::Usage(why) | WatchError::Call(why) => write!(f, "{why}"),
+            WatchError::Usage(why) => f.write_str(why),
+            WatchError::NotText(e) => write!(f, "{e}"),
+            WatchError::User(e) => write!(f, "{e}"),
+            WatchError::Call(e) => write!(f, "{e}"),
             WatchError::Output(e) => write!(f, "cannot write: {e}"),
         }
+    }
+}
+
+impl From<NotText> for WatchError {
+    fn from(e: NotText) -> Self {
+        WatchError::NotText(e)
     }
 }
 
@@ -79,11 +91,14 @@ impl From<io::Error> for WatchError {
     }
 }
 
-/// How watching ended.
+/// How watching ended without an error of its own (main turns it into the exit code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub enum Outcome {
+    /// The run ended at `done` and succeeded (or `--help`/`--version` was printed).
     Succeeded,
+    /// The run's final record has `"state":"error"`.
     Failed,
+    /// Ctrl-C.
     Interrupted,
 }
 
@@ -94,30 +109,13 @@ struct Options {
     last_id: u64,
 }
 
-pub fn main(args: Vec<OsString>) -> ExitCode {
-    match run(args) {
-        Ok(Outcome::Succeeded) => ExitCode::SUCCESS,
-        Ok(Outcome::Failed) => ExitCode::from(1),
-        Ok(Outcome::Interrupted) => ExitCode::from(130),
-        Err(WatchError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("clamscanner watch: {e}");
-            ExitCode::from(match e {
-                WatchError::Usage(_) => 2,
-                _ => 1,
-            })
-        }
-    }
-}
-
 fn usage(why: impl Into<String>) -> WatchError {
     WatchError::Usage(why.into())
 }
 
 fn parse_options(args: Vec<OsString>) -> Result<Option<Options>, WatchError> {
-    let env_root = std::env::var_os("CLAMSCANNER_HOME_ROOT").filter(|v| !v.is_empty());
     let mut opts = Options {
-        homes: env_root.map_or(Homes::System, |r| Homes::Root(PathBuf::from(r))),
+        homes: config::homes_from_env(&config::process_env),
         user: None,
         interval: Duration::from_millis(DEFAULT_INTERVAL_MS),
         last_id: 0,
@@ -125,11 +123,8 @@ fn parse_options(args: Vec<OsString>) -> Result<Option<Options>, WatchError> {
     let mut flags = Flags::new(args);
     while let Some((name, inline)) = flags.next_flag() {
         let text = |flags: &mut Flags| -> Result<String, WatchError> {
-            flags
-                .value(&name, inline.clone())
-                .map_err(usage)?
-                .into_string()
-                .map_err(|v| usage(format!("--{name}: {v:?} is not valid text")))
+            let value = flags.value(&name, inline.clone()).map_err(usage)?;
+            Ok(config::text(value, &format!("--{name}"))?)
         };
         match name.as_str() {
             "help" | "h" => {
@@ -172,27 +167,13 @@ fn parse_options(args: Vec<OsString>) -> Result<Option<Options>, WatchError> {
     Ok(Some(opts))
 }
 
-/// The account to watch: the caller's own, or any for root (as `uapi`).
-fn resolve_user(requested: Option<String>) -> Result<String, WatchError> {
-    let uid = sys::effective_uid();
-    let own = sys::user_by_uid(uid)
-        .ok()
-        .flatten()
-        .map(|entry| String::from_utf8_lossy(&entry.name).into_owned());
-    match (requested, own) {
-        (Some(name), _) if uid == 0 => Ok(name),
-        (Some(name), Some(own)) if name == own => Ok(name),
-        (Some(_), _) => Err(usage("only root may name another user with --user")),
-        (None, Some(own)) => Ok(own),
-        (None, None) => Err(usage(format!("uid {uid} has no account name; give --user"))),
-    }
-}
-
-fn run(args: Vec<OsString>) -> Result<Outcome, WatchError> {
+/// `clamscanner watch ARGS`.
+pub fn main(args: Vec<OsString>) -> Result<Outcome, WatchError> {
     let Some(opts) = parse_options(args)? else {
         return Ok(Outcome::Succeeded);
     };
-    let user = resolve_user(opts.user)?;
+    // Whom `uapi` may name, `watch` may follow.
+    let user = cli::resolve_user(opts.user).map_err(WatchError::User)?;
     // Ctrl-C only sets a flag, so the status line is finished and colours reset before exit.
     sys::catch_interrupt()?;
     let tty = io::stdout().is_terminal();
@@ -284,7 +265,7 @@ struct PollEnd {
 
 enum PollError {
     /// What the answer's `result.status` 0 would say: no such account, a refused file.
-    Refused(String),
+    Refused(CallError),
     Output(io::Error),
 }
 
@@ -296,8 +277,7 @@ fn poll(
     last_id: u64,
     each: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<PollEnd, PollError> {
-    let account = Account::open(homes, user).map_err(|e| PollError::Refused(e.to_string()))?;
-    let answer = disinfection::check(&account, u128::from(last_id)).map_err(PollError::Refused)?;
+    let answer = handler::check(homes, user, u128::from(last_id)).map_err(PollError::Refused)?;
     let mut end = PollEnd {
         status: answer.status,
         warnings: answer.warnings,

@@ -108,7 +108,31 @@ expect_jq "--home-root wins over the environment" "$OUT" .result.data.log "$HOME
 PRE=(CLAMSCANNER_ENVELOPE=flat)
 uapi --user="$ALICE" --home-root "$HOME_ROOT" "${FN[@]}"
 expect_jq "always wrapped, even with CLAMSCANNER_ENVELOPE=flat" "$OUT" .apiversion 3
+# The command line is no web request: of the environment it reads CLAMSCANNER_HOME_ROOT alone,
+# so settings that are bad for a web front end cannot stop it (the code before this check read
+# them all, and exited 2 on CLAMSCANNER_ENVELOPE=bogus).
+PRE=(CLAMSCANNER_ENVELOPE=bogus CLAMSCANNER_TRUST_REMOTE_USER=bogus)
+uapi --user="$ALICE" --home-root "$HOME_ROOT" "${FN[@]}" last_id=11
+expect_eq "CLAMSCANNER_ENVELOPE=bogus: exit 0" 0 "$RC"
+expect_jq "CLAMSCANNER_ENVELOPE=bogus: wrapped" "$OUT" '[.apiversion, .result.status] | map(tostring) | join(" ")' "3 1"
+expect_eq "CLAMSCANNER_ENVELOPE=bogus: the records" "12" "$(ids)"
+expect_eq "CLAMSCANNER_ENVELOPE=bogus: nothing on stderr" "" "$ERR"
+PRE=(CLAMSCANNER_HTPASSWD="$WORK/no-such-htpasswd" CLAMSCANNER_TOKENS="$WORK/no-such-tokens")
+uapi --user="$ALICE" --home-root "$HOME_ROOT" "${FN[@]}" last_id=11
+expect_eq "CLAMSCANNER_HTPASSWD/TOKENS (missing files) ignored: exit 0" 0 "$RC"
+expect_eq "CLAMSCANNER_HTPASSWD/TOKENS ignored: the records" "12" "$(ids)"
+expect_eq "CLAMSCANNER_HTPASSWD/TOKENS ignored: nothing on stderr" "" "$ERR"
 PRE=()
+# Nor do HTTP's limits apply to arguments: over 8 KiB of them is answered (the code before
+# this check answered 414 "The query string is longer than 8 KiB." and exit 1).
+long_id="last_id=$(printf '0%.0s' $(seq 1 9000))9"
+uapi --user="$ALICE" --home-root "$HOME_ROOT" "${FN[@]}" "$long_id"
+expect_eq "a 9 KB last_id (leading zeros): exit 0" 0 "$RC"
+expect_eq "a 9 KB last_id: records after 9" "10,11,12" "$(ids)"
+uapi --user="$ALICE" --home-root "$HOME_ROOT" "${FN[@]}" last_id=10 "pad=$(head -c 20000 /dev/zero | tr '\0' x)"
+expect_eq "20 KB of arguments: exit 0" 0 "$RC"
+expect_jq "20 KB of arguments: status 1" "$OUT" .result.status 1
+expect_eq "20 KB of arguments: records after 10" "11,12" "$(ids)"
 
 # --- failures of the call: status 0, exit 1 ------------------------------------------------------
 for v in abc -1 1.5 %zz '%207'; do
@@ -172,6 +196,17 @@ if needs_root "the checks of root's own default account"; then
   uapi "${FN[@]}"
   expect_eq "root, default user, account database: exit 1" 1 "$RC"
   expect_contains "root, default user: refused by uid 0" "uid 0" "$(jqv "$OUT" '.result.errors[0]')"
+  # Root may name anyone, but only an account name is opened. Nobody authenticates on the
+  # command line, so the refusal is the account's, not a web server's (the code before this
+  # check answered 403's "The web server named a user…", or for an empty name 401's
+  # "Authentication is required…" with a line about REMOTE_USER on stderr).
+  for name in ../x ''; do
+    uapi --user="$name" --home-root "$HOME_ROOT" "${FN[@]}"
+    expect_eq "root naming '$name': exit 1" 1 "$RC"
+    expect_jq "root naming '$name': the account refused" "$OUT" '.result.errors[0]' \
+      "The user name is not a valid account name."
+    expect_eq "root naming '$name': nothing on stderr" "" "$ERR"
+  done
 fi
 
 # --- clamscanner htpasswd --------------------------------------------------------------------------
@@ -198,6 +233,30 @@ done
 out=$("$BIN" htpasswd --version </dev/null); rc=$?
 expect_eq "htpasswd --version: exit 0" 0 "$rc"
 expect_eq "htpasswd --version: the version line" "$("$BIN" --version)" "$out"
+
+# --- exit codes and the stderr line, decided in one place (src/main.rs) ------------------------
+for sub in uapi serve fastcgi simulate watch; do
+  env -u CLAMSCANNER_ENVELOPE "$BIN" "$sub" --frobnicate </dev/null >"$WORK/out" 2>"$WORK/err"; rc=$?
+  expect_eq "$sub --frobnicate: exit 2" 2 "$rc"
+  expect_eq "$sub --frobnicate: stdout empty" "" "$(cat "$WORK/out")"
+  expect_eq "$sub --frobnicate: the one line, named after the subcommand" \
+    "clamscanner $sub: unknown option --frobnicate (see --help)" "$(cat "$WORK/err")"
+done
+printf 'x\n' | "$BIN" htpasswd --frobnicate alice >"$WORK/out" 2>"$WORK/err"; rc=$?
+expect_eq "htpasswd --frobnicate: exit 2" 2 "$rc"
+expect_eq "htpasswd --frobnicate: the line first" "clamscanner htpasswd: unknown option --frobnicate" \
+  "$(sed -n 1p "$WORK/err")"
+expect_contains "htpasswd --frobnicate: then the usage" "usage: " "$(sed -n 2p "$WORK/err")"
+for args in "" frobnicate; do
+  # shellcheck disable=SC2086 # no argument at all for ""
+  env -u GATEWAY_INTERFACE "$BIN" $args </dev/null >"$WORK/out" 2>"$WORK/err"; rc=$?
+  expect_eq "clamscanner ${args:-(nothing)}: exit 2" 2 "$rc"
+  expect_eq "clamscanner ${args:-(nothing)}: stdout empty" "" "$(cat "$WORK/out")"
+  expect_contains "clamscanner ${args:-(nothing)}: the usage on stderr" "usage: clamscanner serve" "$(cat "$WORK/err")"
+done
+out=$("$BIN" --help 2>"$WORK/err"); rc=$?
+expect_eq "clamscanner --help: exit 0" 0 "$rc"
+expect_contains "clamscanner --help: the usage on stdout" "usage: clamscanner serve" "$out"
 
 start_listener --htpasswd "$WORK/htpasswd" --home-root "$HOME_ROOT" || exit 1
 API=/execute/ClamScanner/check_disinfection_status

@@ -17,14 +17,13 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{self, AssertUnwindSafe};
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 use crate::account::Homes;
-use crate::config::{self, Flags};
+use crate::config::{self, Flags, NotText};
 use crate::envelope::Form;
 use crate::handler::{FrontEnd, Service};
 use crate::sys;
@@ -110,10 +109,12 @@ pub fn stdin_is_listening() -> bool {
     sys::is_listening_stream(0)
 }
 
-/// Errors of the FastCGI command (bad flags, sockets that cannot be made or used).
+/// Errors of the FastCGI command (bad flags, sockets that cannot be made or used); each is
+/// exit 2.
 #[derive(Debug)]
 pub enum FastCgiError {
     Usage(String),
+    NotText(NotText),
     Config(String),
     Socket(String, io::Error),
 }
@@ -122,8 +123,15 @@ impl fmt::Display for FastCgiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FastCgiError::Usage(what) | FastCgiError::Config(what) => write!(f, "{what}"),
+            FastCgiError::NotText(e) => write!(f, "{e}"),
             FastCgiError::Socket(what, e) => write!(f, "{what}: {e}"),
         }
+    }
+}
+
+impl From<NotText> for FastCgiError {
+    fn from(e: NotText) -> Self {
+        FastCgiError::NotText(e)
     }
 }
 
@@ -141,28 +149,19 @@ enum Parsed {
     Version,
 }
 
-/// `clamscanner fastcgi ARGS`; `inherited` when main found a socket handed over.
-pub fn main(args: Vec<OsString>, inherited: Option<Inherited>) -> ExitCode {
-    let (service, options) = match parse(args) {
-        Ok(Parsed::Run(service, options)) => (*service, options),
-        Ok(Parsed::Help) => {
+/// `clamscanner fastcgi ARGS`; `inherited` when main found a socket handed over. It returns
+/// after `--help` or `--version`, or to say why it could not start; otherwise it serves until
+/// killed.
+pub fn main(args: Vec<OsString>, inherited: Option<Inherited>) -> Result<(), FastCgiError> {
+    match parse(args)? {
+        Parsed::Run(service, options) => run(*service, options, inherited),
+        Parsed::Help => {
             println!("{USAGE}");
-            return ExitCode::SUCCESS;
+            Ok(())
         }
-        Ok(Parsed::Version) => {
+        Parsed::Version => {
             println!("{}", crate::VERSION_LINE);
-            return ExitCode::SUCCESS;
-        }
-        Err(problem) => {
-            eprintln!("clamscanner fastcgi: {problem}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(service, options, inherited) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(problem) => {
-            eprintln!("clamscanner fastcgi: {problem}");
-            ExitCode::from(2)
+            Ok(())
         }
     }
 }
@@ -184,9 +183,9 @@ fn parse(args: Vec<OsString>) -> Result<Parsed, FastCgiError> {
             "help" | "h" => return Ok(Parsed::Help),
             "version" | "V" => return Ok(Parsed::Version),
             "trust-remote-user" => options.trust_flag = true,
-            "listen" => options.listen = Some(text(value()?, &name)?),
+            "listen" => options.listen = Some(config::text(value()?, "--listen")?),
             "socket-mode" => {
-                let given = text(value()?, &name)?;
+                let given = config::text(value()?, "--socket-mode")?;
                 options.socket_mode = u32::from_str_radix(&given, 8)
                     .ok()
                     .filter(|m| *m <= 0o777)
@@ -207,7 +206,7 @@ fn parse(args: Vec<OsString>) -> Result<Parsed, FastCgiError> {
                 })?;
             }
             "workers" => {
-                let given = text(value()?, &name)?;
+                let given = config::text(value()?, "--workers")?;
                 options.workers = given
                     .parse()
                     .ok()
@@ -240,12 +239,6 @@ fn other_form(service: &Service) -> Service {
         Form::Flat => Form::Wrapped,
     };
     Service::new(settings, FrontEnd::FastCgi)
-}
-
-fn text(value: OsString, name: &str) -> Result<String, FastCgiError> {
-    value
-        .into_string()
-        .map_err(|v| FastCgiError::Usage(format!("--{name}: {v:?} is not valid text")))
 }
 
 /// Where the connections come from, and how it was described to the administrator.
