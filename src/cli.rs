@@ -40,7 +40,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 }
 
 fn run(args: Vec<OsString>) -> Result<ExitCode, String> {
-    let mut settings = config::from_env(&config::process_env)?;
+    let mut settings = config::from_env(&config::process_env).map_err(|e| e.to_string())?;
     settings.htpasswd = None;
     settings.tokens = None;
     settings.envelope = Form::Wrapped;

@@ -4,10 +4,9 @@
 //! function. Everything here is decided from a [`Request`] alone, so it is tested with plain
 //! values, and the CGI program and the listener cannot drift apart.
 
-use std::path::PathBuf;
-
-use crate::account::{Account, Homes};
+use crate::account::Account;
 use crate::auth::{Authenticator, Refusal, Verified};
+use crate::config::Settings;
 use crate::disinfection;
 use crate::envelope::{Form, JsonBody};
 use crate::request::{self, Body, Method, Request, MAX_QUERY};
@@ -15,15 +14,6 @@ use crate::response::Response;
 
 pub const CHALLENGE: &str = r#"Basic realm="cPanel", charset="UTF-8""#;
 pub const ALLOW: &str = "GET, HEAD, POST";
-
-/// Settings shared by all front ends (SPEC §5).
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub htpasswd: Option<PathBuf>,
-    pub tokens: Option<PathBuf>,
-    pub homes: Homes,
-    pub envelope: Form,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrontEnd {
@@ -174,7 +164,7 @@ impl Service {
         };
         match disinfection::check(&account, last_id) {
             Ok(answer) => Response::json(200, JsonBody::answer(form, answer)),
-            Err(message) => Response::error(200, form, message),
+            Err(refused) => Response::error(200, form, refused.to_string()),
         }
     }
 }

@@ -125,7 +125,7 @@ impl fmt::Display for Failure {
 }
 
 fn parse(args: Vec<OsString>) -> Result<Parsed, String> {
-    let mut settings = config::from_env(&config::process_env)?;
+    let mut settings = config::from_env(&config::process_env).map_err(|e| e.to_string())?;
     let mut options = Options {
         listen: "127.0.0.1:2082".into(),
         max_connections: DEFAULT_MAX_CONNECTIONS,

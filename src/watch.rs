@@ -297,7 +297,8 @@ fn poll(
     each: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<PollEnd, PollError> {
     let account = Account::open(homes, user).map_err(|e| PollError::Refused(e.to_string()))?;
-    let answer = disinfection::check(&account, u128::from(last_id)).map_err(PollError::Refused)?;
+    let answer = disinfection::check(&account, u128::from(last_id))
+        .map_err(|e| PollError::Refused(e.to_string()))?;
     let mut end = PollEnd {
         status: answer.status,
         warnings: answer.warnings,

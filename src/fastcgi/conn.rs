@@ -510,7 +510,7 @@ mod tests {
     }
 
     fn responder() -> Responder {
-        let settings = crate::handler::Settings {
+        let settings = crate::config::Settings {
             htpasswd: None,
             tokens: None,
             homes: crate::account::Homes::Root("/nonexistent-clamscanner-test".into()),

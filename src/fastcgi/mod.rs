@@ -169,7 +169,8 @@ pub fn main(args: Vec<OsString>, inherited: Option<Inherited>) -> ExitCode {
 
 fn parse(args: Vec<OsString>) -> Result<Parsed, FastCgiError> {
     let usage = FastCgiError::Usage;
-    let mut settings = config::from_env(&config::process_env).map_err(FastCgiError::Config)?;
+    let mut settings =
+        config::from_env(&config::process_env).map_err(|e| FastCgiError::Config(e.to_string()))?;
     let mut options = Options {
         listen: None,
         socket_mode: DEFAULT_SOCKET_MODE,
@@ -325,7 +326,7 @@ fn trust(flag: bool, default: bool) -> Result<bool, FastCgiError> {
         Ok(Some(false)) => Ok(false),
         Ok(Some(true)) => Ok(true),
         Ok(None) => Ok(flag || default),
-        Err(problem) => Err(FastCgiError::Config(problem)),
+        Err(problem) => Err(FastCgiError::Config(problem.to_string())),
     }
 }
 
