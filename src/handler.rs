@@ -22,6 +22,26 @@ pub enum FrontEnd {
     FastCgi,
 }
 
+/// Who a request was answered for: what an access log records (the listener's), and what the
+/// answer itself never carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The account answered for.
+    pub user: String,
+    pub how: Verified,
+}
+
+impl Identity {
+    /// How the user was authenticated, as the access log spells it.
+    pub fn auth(&self) -> &'static str {
+        match self.how {
+            Verified::WebServer => "remote-user",
+            Verified::Bcrypt => "bcrypt",
+            Verified::Cache => "cache",
+        }
+    }
+}
+
 enum Route {
     Function,
     Page,
@@ -52,57 +72,78 @@ impl Service {
         &self.auth
     }
 
+    /// The answer to `req`, for the front ends that keep no access log.
     pub fn handle(&self, req: &Request) -> Response {
-        let form = self.settings.envelope;
-        let Some(route) = self.route(&req.path) else {
-            return Response::error(
-                404,
-                form,
-                "Not found: the function is at /execute/ClamScanner/check_disinfection_status.",
-            );
+        self.handle_with_identity(req).0
+    }
+
+    /// The answer to `req` and, when it was authenticated, who it was answered for (for the
+    /// front ends that keep an access log; the answer itself does not carry it).
+    pub fn handle_with_identity(&self, req: &Request) -> (Response, Option<Identity>) {
+        let route = match self.admit(req) {
+            Ok(route) => route,
+            Err(refused) => return (refused, None),
         };
-        if let Method::Other(_) = req.method {
-            return Response::error(405, form, "Only GET, HEAD and POST are allowed.")
-                .with_header("Allow", ALLOW);
-        }
-        if req.query.len() > MAX_QUERY {
-            return Response::error(414, form, "The query string is longer than 8 KiB.");
-        }
-        match &req.body {
-            Body::TooLarge => {
-                return Response::error(413, form, "The request body is larger than 64 KiB.")
-            }
-            Body::Unreadable(why) => {
-                return Response::error(400, form, format!("The request body was refused: {why}."))
-            }
-            Body::Bytes(_) => {
-                if let Some(kind) = &req.content_type {
-                    if !request::is_form_type(kind) {
-                        return Response::error(
-                            415,
-                            form,
-                            "The body must be application/x-www-form-urlencoded.",
-                        );
-                    }
-                }
-            }
-            Body::None => {}
-        }
         let (user, how) = match self.auth.authenticate(&req.credentials) {
             Ok(who) => who,
-            Err(refusal) => return self.refuse(refusal),
+            Err(refusal) => return (self.refuse(refusal), None),
         };
-        let mut response = match route {
+        let response = match route {
             Route::Page => Response::html(PAGE).with_header("Content-Security-Policy", PAGE_POLICY),
             Route::Function => self.function(req, &user),
         };
-        response.user = Some(user);
-        response.auth = Some(match how {
-            Verified::WebServer => "remote-user",
-            Verified::Bcrypt => "bcrypt",
-            Verified::Cache => "cache",
-        });
-        response
+        (response, Some(Identity { user, how }))
+    }
+
+    /// Where `req` goes, or its refusal, decided before anyone is authenticated: 404, 405, 414,
+    /// then the body's 413, 400 or 415 (SPEC §1).
+    fn admit(&self, req: &Request) -> Result<Route, Response> {
+        let form = self.settings.envelope;
+        let Some(route) = self.route(&req.path) else {
+            return Err(Response::error(
+                404,
+                form,
+                "Not found: the function is at /execute/ClamScanner/check_disinfection_status.",
+            ));
+        };
+        if let Method::Other(_) = req.method {
+            return Err(
+                Response::error(405, form, "Only GET, HEAD and POST are allowed.")
+                    .with_header("Allow", ALLOW),
+            );
+        }
+        if req.query.len() > MAX_QUERY {
+            return Err(Response::error(
+                414,
+                form,
+                "The query string is longer than 8 KiB.",
+            ));
+        }
+        match &req.body {
+            Body::TooLarge => Err(Response::error(
+                413,
+                form,
+                "The request body is larger than 64 KiB.",
+            )),
+            Body::Unreadable(why) => Err(Response::error(
+                400,
+                form,
+                format!("The request body was refused: {why}."),
+            )),
+            Body::Bytes(_)
+                if req
+                    .content_type
+                    .as_deref()
+                    .is_some_and(|kind| !request::is_form_type(kind)) =>
+            {
+                Err(Response::error(
+                    415,
+                    form,
+                    "The body must be application/x-www-form-urlencoded.",
+                ))
+            }
+            Body::Bytes(_) | Body::None => Ok(route),
+        }
     }
 
     fn route(&self, path: &[u8]) -> Option<Route> {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::account::Homes;
 use crate::config::{self, Flags};
 use crate::envelope::{Form, CHUNK};
-use crate::handler::{self, FrontEnd, Service};
+use crate::handler::{self, FrontEnd, Identity, Service};
 use crate::request::{self, Body, Credentials, Method, Request};
 use crate::response::{BodyReader, Response};
 
@@ -240,7 +240,7 @@ fn run(service: Service, options: Options) -> Result<Infallible, Failure> {
         listener,
         limits,
         form,
-        move |req| service.handle(req),
+        move |req| service.handle_with_identity(req),
     )))
 }
 
@@ -256,7 +256,7 @@ fn descriptor_budget() -> Option<usize> {
 /// that tests can serve one that panics.
 fn serve_on<H>(listener: TcpListener, limits: tiny_http::Limits, form: Form, handle: H) -> io::Error
 where
-    H: Fn(&Request) -> Response + Send + Sync + 'static,
+    H: Fn(&Request) -> (Response, Option<Identity>) + Send + Sync + 'static,
 {
     tiny_http::serve_connections(listener, limits, move |incoming| match incoming {
         tiny_http::Incoming::Request(rq) => serve_one(&handle, form, rq),
@@ -266,7 +266,7 @@ where
 
 fn serve_one<H>(handle: &H, form: Form, mut rq: tiny_http::Request)
 where
-    H: Fn(&Request) -> Response,
+    H: Fn(&Request) -> (Response, Option<Identity>),
 {
     let started = Instant::now();
     let peer = rq
@@ -282,17 +282,21 @@ where
     // A panic in the handler, or while the first part of the body is rendered, costs a 500;
     // later, the body reader turns it into a truncated answer (see GuardedBody).
     let answered = panic::catch_unwind(AssertUnwindSafe(|| {
-        let mut answer = handle(&req);
+        let (mut answer, who) = handle(&req);
         let start = render_start(&mut answer);
-        (answer, start)
+        (answer, who, start)
     }));
-    let (response, (start, complete)) = answered.unwrap_or_else(|_| {
+    let (response, who, (start, complete)) = answered.unwrap_or_else(|_| {
         eprintln!("clamscanner serve: a request handler panicked; answered 500");
         let mut answer = handler::server_error(form);
         let start = render_start(&mut answer);
-        (answer, start)
+        (answer, None, start)
     });
-    let (status, user, auth) = (response.status, response.user.clone(), response.auth);
+    let (status, user, auth) = (
+        response.status,
+        who.as_ref().map(|w| w.user.clone()),
+        who.as_ref().map(Identity::auth),
+    );
     let headers: Vec<tiny_http::Header> = response
         .headers()
         .into_iter()
@@ -464,7 +468,7 @@ mod tests {
                 if req.path == b"/panic" {
                     panic!("a handler bug (test)");
                 }
-                Response::error(200, Form::Wrapped, "fine")
+                (Response::error(200, Form::Wrapped, "fine"), None)
             })
         });
         let get = |path: &str, last: bool| {
