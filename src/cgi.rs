@@ -22,8 +22,8 @@ use crate::handler::{self, FrontEnd, Service};
 use crate::request::{self, Body, Credentials, Method, Request};
 use crate::response::{self, Response};
 
-/// How much of the answer is gathered before each write to stdout.
-const OUTPUT_BUFFER: usize = 64 * 1024;
+/// How much of the answer is gathered before each write to stdout: one chunk.
+const OUTPUT_BUFFER: usize = crate::envelope::CHUNK;
 
 pub fn main() -> ExitCode {
     report_panics_on_one_line();
@@ -53,7 +53,7 @@ pub fn main() -> ExitCode {
         }
     };
     // Straight to the descriptor: std's stdout is line-buffered, which would search every
-    // 64 KiB chunk of a large answer for newlines.
+    // chunk of a large answer for newlines.
     let stdout: Box<dyn Write> = match io::stdout().as_fd().try_clone_to_owned() {
         Ok(fd) => Box::new(std::fs::File::from(fd)),
         Err(_) => Box::new(io::stdout().lock()),
@@ -128,7 +128,7 @@ fn panic_line(location: Option<&panic::Location<'_>>, message: &str) -> String {
 }
 
 /// Builds the request from CGI meta-variables. Only a POST body is read, at most
-/// `CONTENT_LENGTH` bytes, or to the end of stdin (at most 64 KiB + 1) when the web server
+/// `CONTENT_LENGTH` bytes, or to the end of stdin (at most `MAX_BODY` + 1) when the web server
 /// de-chunked the body and set no length.
 pub fn request_from_env(env: &dyn Fn(&str) -> Option<OsString>, stdin: &mut dyn Read) -> Request {
     let bytes = |name: &str| env(name).map(OsString::into_vec);

@@ -8,7 +8,11 @@
 
 use crate::disinfection::{Answer, RecordStream, Status};
 
-/// Bytes gathered before a chunk is handed on.
+/// Bytes of the answer gathered before a chunk is handed on: what bounds an answer's memory
+/// whatever the log's size. The front ends' output buffers are this size too (CGI's stdout,
+/// `uapi`'s, the `jsonpretty` re-indenter's, FastCGI's batches of STDOUT records, the listener's
+/// known-length threshold), so that one chunk is one write. Not the body limit
+/// (`request::MAX_BODY`) nor the log's read size (`logfile`'s `BLOCK`), though all are 64 KiB.
 pub const CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

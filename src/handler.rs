@@ -9,7 +9,7 @@ use crate::auth::{Authenticator, Refusal, Verified};
 use crate::config::Settings;
 use crate::disinfection;
 use crate::envelope::{Form, JsonBody};
-use crate::request::{self, Body, Method, Request, MAX_QUERY};
+use crate::request::{self, Body, Method, Request, MAX_BODY, MAX_QUERY};
 use crate::response::Response;
 
 pub const CHALLENGE: &str = r#"Basic realm="cPanel", charset="UTF-8""#;
@@ -116,14 +116,14 @@ impl Service {
             return Err(Response::error(
                 414,
                 form,
-                "The query string is longer than 8 KiB.",
+                format!("The query string is longer than {} KiB.", MAX_QUERY / 1024),
             ));
         }
         match &req.body {
             Body::TooLarge => Err(Response::error(
                 413,
                 form,
-                "The request body is larger than 64 KiB.",
+                format!("The request body is larger than {} KiB.", MAX_BODY / 1024),
             )),
             Body::Unreadable(why) => Err(Response::error(
                 400,

@@ -40,7 +40,10 @@ static DESCRIPTORS_AT_START: OnceLock<u64> = OnceLock::new();
 /// closed: what a silent client, or one that stopped reading, costs its connection.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
 /// Bounds on a request's head (tiny_http refuses more: 414 for the line, 431 for the fields).
-/// The request line leaves room for the handler's own 414 on queries over 8 KiB.
+/// The request line leaves room for the handler's own 414 on queries over `MAX_QUERY`. These
+/// are the listener's own facts: `MAX_HEADER_BYTES` is 64 KiB like the body limit
+/// (`request::MAX_BODY`), but a head is not a body, and either may change alone. The vendored
+/// tiny_http's `HeadLimits::default()` mirrors them (tested below).
 const MAX_REQUEST_LINE: usize = 16 * 1024;
 const MAX_HEADER_LINE: usize = 8 * 1024;
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -489,6 +492,26 @@ mod tests {
         assert_eq!(answer.matches("HTTP/1.1 200 ").count(), 1, "{answer}");
         let answer = exchange(addr, &get("/ok", true));
         assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    }
+
+    /// The vendored tiny_http cannot import these constants; its defaults repeat them.
+    #[test]
+    fn the_vendored_head_limits_are_the_listeners() {
+        let vendored = tiny_http::HeadLimits::default();
+        assert_eq!(
+            (
+                vendored.request_line,
+                vendored.header_line,
+                vendored.header_bytes,
+                vendored.header_lines
+            ),
+            (
+                MAX_REQUEST_LINE,
+                MAX_HEADER_LINE,
+                MAX_HEADER_BYTES,
+                MAX_HEADER_LINES
+            )
+        );
     }
 
     #[test]
