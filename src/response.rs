@@ -90,6 +90,9 @@ impl Response {
         }
     }
 
+    /// Writes the whole body to `sink` in writes of at least one [`CHUNK`] (the last one
+    /// excepted) and returns the bytes written: the one push loop, for the front ends that push
+    /// (CGI, FastCGI, `uapi`); [`Response::into_reader`] is the pull side.
     pub fn write_body(&mut self, sink: &mut dyn io::Write) -> io::Result<u64> {
         let mut buf = Vec::with_capacity(CHUNK * 2);
         let mut written = 0u64;
