@@ -1,11 +1,14 @@
-//! clamscanner: cPanel's UAPI `ClamScanner::check_disinfection_status`, one core, four front
-//! ends (CGI, FastCGI, listener, command line).
+//! clamscanner: cPanel's UAPI `ClamScanner::check_disinfection_status`, one core and four front
+//! ends: the CGI program (`cgi`), the FastCGI responder (`fastcgi`), the HTTP listener
+//! (`serve`) and the command line (`cli`, `clamscanner uapi`). Three tools run over the same
+//! core: `simulate` plays a disinfection run into an account's files, `watch` follows one in
+//! the terminal, and `htpasswd` makes a credential line.
 //!
-//! Data flows one way: a front end (`cgi`, `serve`, `cli`) builds a [`request::Request`] ->
-//! `handler` routes and applies limits -> `auth` names the account -> `account` opens its files
-//! safely -> `disinfection` (with `logfile` and `jsonline`) settles the answer -> `envelope`
-//! streams the UAPI JSON. The front ends know nothing of logs; the core knows nothing of HTTP
-//! or CGI beyond the `Request` and `Response` types.
+//! Data flows one way: a front end builds a [`request::Request`] -> `handler` routes and applies
+//! limits -> `auth` names the account -> `account` opens its files safely -> `disinfection`
+//! (with `records`, `logfile` and `jsonline`) settles the answer -> `envelope` streams the UAPI
+//! JSON through a `response::Response`. The front ends know nothing of logs; the core knows
+//! nothing of HTTP, CGI or FastCGI beyond the `Request` and `Response` types.
 
 pub mod account;
 pub mod auth;
