@@ -350,7 +350,7 @@ fn for_each_record(
 
 /// The fields of a record that `watch` shows.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Fields {
+pub(crate) struct Fields {
     pub id: Option<u64>,
     pub kind: Option<String>,
     pub state: Option<String>,
@@ -360,7 +360,7 @@ pub struct Fields {
 
 /// Reads the top-level `id`, `type`, `state`, `file` and `message` of a JSON object; other
 /// keys are skipped, anything it cannot read leaves the fields found so far.
-pub fn read_record(json: &[u8]) -> Fields {
+pub(crate) fn read_record(json: &[u8]) -> Fields {
     let mut fields = Fields::default();
     let mut at = skip_ws(json, 0);
     if json.get(at) != Some(&b'{') {
@@ -517,7 +517,7 @@ fn read_string(json: &[u8], at: usize) -> Option<(String, usize)> {
 /// Text made safe for one terminal line: backslash doubled, tab/newline/CR as `\t` `\n` `\r`,
 /// other control characters (C0, DEL, C1) as `\xNN`, and the characters that reorder or
 /// break lines (bidirectional controls, line/paragraph separators) as `\u{NNNN}`.
-pub fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
