@@ -79,7 +79,6 @@ impl fmt::Display for AccountError {
 
 /// An account whose home directory is open.
 pub struct Account {
-    pub name: String,
     /// Absolute path of the home directory, for `data.log`.
     pub home: PathBuf,
     dir: File,
@@ -163,7 +162,6 @@ impl Account {
                 .uid(),
         };
         Ok(Account {
-            name: name.to_string(),
             home: std::path::absolute(&home).unwrap_or(home),
             dir,
             owner,

@@ -21,8 +21,8 @@ use crate::handler::{self, FrontEnd, Service};
 use crate::request::{self, Body, Credentials, Method, Request};
 use crate::response::{self, Response};
 
-/// How much of the answer is gathered before each write to stdout.
-const OUTPUT_BUFFER: usize = 64 * 1024;
+/// How much of the answer is gathered before each write to stdout: one chunk.
+const OUTPUT_BUFFER: usize = crate::envelope::CHUNK;
 
 /// Answers the request in the environment; main turns how the answer ended into the exit code.
 pub fn main() -> Result<(), OutputError> {
@@ -53,7 +53,7 @@ pub fn main() -> Result<(), OutputError> {
         }
     };
     // Straight to the descriptor: std's stdout is line-buffered, which would search every
-    // 64 KiB chunk of a large answer for newlines.
+    // chunk of a large answer for newlines.
     let stdout: Box<dyn Write> = match io::stdout().as_fd().try_clone_to_owned() {
         Ok(fd) => Box::new(std::fs::File::from(fd)),
         Err(_) => Box::new(io::stdout().lock()),
@@ -90,7 +90,7 @@ impl fmt::Display for OutputError {
 /// `net/http/cgi`, the handler is a parameter: the program passes the core, tests pass handlers
 /// that fail on purpose. A panic in `handler` becomes the JSON 500 (in `form`); a panic while
 /// the body streams ends the output where it is, since the headers were already sent.
-pub fn serve(
+pub(crate) fn serve(
     out: &mut dyn Write,
     req: &Request,
     form: Form,
@@ -104,7 +104,7 @@ pub fn serve(
 /// Replaces the default panic report (several lines, and a whole backtrace when RUST_BACKTRACE
 /// is set in the server's environment) with one line on stderr, the web server's error log.
 /// The guards in [`serve`] add nothing to it, so each panic is reported exactly once.
-pub fn report_panics_on_one_line() {
+pub(crate) fn report_panics_on_one_line() {
     panic::set_hook(Box::new(|info| {
         let payload = info.payload();
         let message = payload
@@ -123,9 +123,12 @@ fn panic_line(location: Option<&panic::Location<'_>>, message: &str) -> String {
 }
 
 /// Builds the request from CGI meta-variables. Only a POST body is read, at most
-/// `CONTENT_LENGTH` bytes, or to the end of stdin (at most 64 KiB + 1) when the web server
+/// `CONTENT_LENGTH` bytes, or to the end of stdin (at most `MAX_BODY` + 1) when the web server
 /// de-chunked the body and set no length.
-pub fn request_from_env(env: &dyn Fn(&str) -> Option<OsString>, stdin: &mut dyn Read) -> Request {
+pub(crate) fn request_from_env(
+    env: &dyn Fn(&str) -> Option<OsString>,
+    stdin: &mut dyn Read,
+) -> Request {
     let bytes = |name: &str| env(name).map(OsString::into_vec);
     // A method that is not text is still a method (one we do not allow), never a GET.
     let method = match bytes("REQUEST_METHOD") {
@@ -165,7 +168,7 @@ fn parse_length(text: &str) -> Option<u64> {
 }
 
 /// Headers (CRLF, `Status:` only when not 200), a blank line, then the body unless HEAD.
-pub fn write_response(
+pub(crate) fn write_response(
     out: &mut dyn Write,
     mut response: Response,
     head_only: bool,

@@ -31,7 +31,7 @@ Only root may name another user. Exit status: 0 answered with result.status 1,
 1 answered with result.status 0, 2 usage error.";
 
 /// The output buffer: a large answer goes out in blocks of this size.
-const OUTPUT_BUFFER: usize = 64 * 1024;
+const OUTPUT_BUFFER: usize = crate::envelope::CHUNK;
 
 /// How `uapi` ended without an error of its own (main turns it into the exit code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

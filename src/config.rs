@@ -7,17 +7,49 @@ use std::path::PathBuf;
 
 use crate::account::Homes;
 use crate::envelope::Form;
-use crate::handler::Settings;
+
+/// Settings shared by all front ends (SPEC §5): built here from the environment, then
+/// overridden by a front end's flags, and handed to `handler::Service`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub htpasswd: Option<PathBuf>,
+    pub tokens: Option<PathBuf>,
+    pub homes: Homes,
+    pub envelope: Form,
+}
+
+/// A `CLAMSCANNER_*` variable with a value the program does not accept. `Display` is the
+/// message the front end reports (stderr, or the web server's error log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `CLAMSCANNER_ENVELOPE` is neither `wrapped` nor `flat`.
+    Envelope(OsString),
+    /// `CLAMSCANNER_TRUST_REMOTE_USER` is neither `0` nor `1`.
+    TrustRemoteUser(OsString),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Envelope(value) => write!(
+                f,
+                "CLAMSCANNER_ENVELOPE must be “wrapped” or “flat”, not {value:?}"
+            ),
+            ConfigError::TrustRemoteUser(value) => write!(
+                f,
+                "CLAMSCANNER_TRUST_REMOTE_USER must be 0 or 1, not {value:?}"
+            ),
+        }
+    }
+}
 
 /// Reads the `CLAMSCANNER_*` variables through `env`, so it can be tested with a plain map.
 /// An empty value counts as unset.
-pub fn from_env(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Settings, String> {
+pub fn from_env(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Settings, ConfigError> {
     let get = |name: &str| env(name).filter(|v| !v.is_empty());
     let envelope = match get("CLAMSCANNER_ENVELOPE") {
         None => Form::Wrapped,
-        Some(value) => parse_form(&value).ok_or_else(|| {
-            format!("CLAMSCANNER_ENVELOPE must be “wrapped” or “flat”, not {value:?}")
-        })?,
+        Some(value) => parse_form(&value).ok_or(ConfigError::Envelope(value))?,
     };
     Ok(Settings {
         htpasswd: get("CLAMSCANNER_HTPASSWD").map(PathBuf::from),
@@ -32,14 +64,14 @@ pub fn from_env(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Settings, Stri
 
 /// `CLAMSCANNER_TRUST_REMOTE_USER`: `0` never believes `REMOTE_USER`, `1` believes it where the
 /// front end would not by default (a FastCGI `--listen` socket); unset or empty: the default.
-pub fn trust_remote_user(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Option<bool>, String> {
+pub fn trust_remote_user(
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Option<bool>, ConfigError> {
     match env("CLAMSCANNER_TRUST_REMOTE_USER").filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) if v == "0" => Ok(Some(false)),
         Some(v) if v == "1" => Ok(Some(true)),
-        Some(v) => Err(format!(
-            "CLAMSCANNER_TRUST_REMOTE_USER must be 0 or 1, not {v:?}"
-        )),
+        Some(v) => Err(ConfigError::TrustRemoteUser(v)),
     }
 }
 
@@ -134,7 +166,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn settings(vars: &[(&str, &str)]) -> Result<Settings, String> {
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let map: HashMap<String, OsString> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
@@ -199,7 +231,12 @@ mod tests {
             Some(Homes::Root("/srv/homes".into()))
         );
         assert_eq!(s.and_then(|s| s.htpasswd), None);
-        assert!(settings(&[("CLAMSCANNER_ENVELOPE", "yaml")]).is_err());
+        let refused = settings(&[("CLAMSCANNER_ENVELOPE", "yaml")]).map(drop);
+        assert_eq!(refused, Err(ConfigError::Envelope("yaml".into())));
+        assert_eq!(
+            refused.map_err(|e| e.to_string()),
+            Err("CLAMSCANNER_ENVELOPE must be “wrapped” or “flat”, not \"yaml\"".to_string())
+        );
     }
 
     #[test]
@@ -213,7 +250,10 @@ mod tests {
         assert_eq!(trust(""), Ok(None));
         assert_eq!(trust("0"), Ok(Some(false)));
         assert_eq!(trust("1"), Ok(Some(true)));
-        assert!(trust("yes").is_err());
+        assert_eq!(
+            trust("yes").map_err(|e| e.to_string()),
+            Err("CLAMSCANNER_TRUST_REMOTE_USER must be 0 or 1, not \"yes\"".to_string())
+        );
     }
 
     #[test]

@@ -10,10 +10,11 @@
 //! `running`, whatever the client has already seen. With no record, the state file decides
 //! (`queued`/`running`), and no state file means `none`.
 
-use std::io::Read;
+use std::fmt;
+use std::io::{self, Read};
 use std::path::PathBuf;
 
-use crate::account::{Account, LOG_NAME, STATE_NAME};
+use crate::account::{Account, FileRefusal, LOG_NAME, STATE_NAME};
 use crate::logfile::{self, Log, ReadAt, ReadError, Snapshot};
 use crate::records::Source;
 pub use crate::records::{push_as_utf8, RecordStream};
@@ -46,22 +47,73 @@ pub struct Answer {
     pub records: Option<RecordStream>,
 }
 
+/// Why [`check`] refused the call before the first byte of the answer. `Display` is the error
+/// the client sees in the envelope (with `result.status` 0).
+#[derive(Debug)]
+pub enum CheckError {
+    /// The log exists but was not opened, or its answer could not be settled.
+    Log { path: PathBuf, why: FileProblem },
+    /// The log holds no record, and the state file that then decides was not read.
+    State { path: PathBuf, why: FileProblem },
+}
+
+/// What went wrong with one of the account's files.
+#[derive(Debug)]
+pub enum FileProblem {
+    /// Not opened: a symlink, not a regular file, the wrong owner, or an `open` error.
+    Refused(FileRefusal),
+    /// The log was opened but reading it failed or found it unusable.
+    Log(ReadError),
+    /// The state file was opened but reading it failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckError::Log { path, why } => write!(
+                f,
+                "The system did not read the disinfection log “{}”: {why}.",
+                path.display()
+            ),
+            CheckError::State { path, why } => write!(
+                f,
+                "The system did not read the state file “{}”: {why}.",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl fmt::Display for FileProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileProblem::Refused(refusal) => write!(f, "{refusal}"),
+            FileProblem::Log(e) => write!(f, "{e}"),
+            FileProblem::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {}
+
 /// Answers for `account`. `last_id` is a u128 so that any u64 id compares below a value that was
 /// too large for u64 (SPEC §1: such values are larger than any id).
-pub fn check(account: &Account, last_id: u128) -> Result<Answer, String> {
+pub fn check(account: &Account, last_id: u128) -> Result<Answer, CheckError> {
     let log_path = account.path_of(LOG_NAME);
-    let refused = |why: &dyn std::fmt::Display| {
-        format!(
-            "The system did not read the disinfection log “{}”: {why}.",
-            log_path.display()
-        )
+    let refused = |why: FileProblem| CheckError::Log {
+        path: log_path.clone(),
+        why,
     };
     let mut warnings = Vec::new();
-    let log = account.open_owned(LOG_NAME).map_err(|e| refused(&e))?;
+    let log = account
+        .open_owned(LOG_NAME)
+        .map_err(|e| refused(FileProblem::Refused(e)))?;
     let mut records = None;
     let mut status = None;
     if let Some(file) = log {
-        let found = read_log(file, last_id, Tuning::default()).map_err(|e| refused(&e))?;
+        let found =
+            read_log(file, last_id, Tuning::default()).map_err(|e| refused(FileProblem::Log(e)))?;
         status = found.status;
         warnings.extend(found.warning);
         records = Some(found.records);
@@ -135,22 +187,27 @@ pub fn read_log<R: ReadAt + Send + 'static>(
     })
 }
 
+/// The most of the state file read: it holds one word, so a large file costs no more than that
+/// (and what is read of it is then not one of the words: status `none`, with a warning).
+const STATE_FILE_READ: u64 = 256;
+
 /// The state file's word when the log holds no record.
-fn state_file_status(account: &Account, warnings: &mut Vec<String>) -> Result<Status, String> {
+fn state_file_status(account: &Account, warnings: &mut Vec<String>) -> Result<Status, CheckError> {
     let path = account.path_of(STATE_NAME);
-    let refused = |why: &dyn std::fmt::Display| {
-        format!(
-            "The system did not read the state file “{}”: {why}.",
-            path.display()
-        )
+    let refused = |why: FileProblem| CheckError::State {
+        path: path.clone(),
+        why,
     };
-    let Some(file) = account.open_owned(STATE_NAME).map_err(|e| refused(&e))? else {
+    let opened = account
+        .open_owned(STATE_NAME)
+        .map_err(|e| refused(FileProblem::Refused(e)))?;
+    let Some(file) = opened else {
         return Ok(Status::None);
     };
     let mut content = Vec::new();
-    file.take(256)
+    file.take(STATE_FILE_READ)
         .read_to_end(&mut content)
-        .map_err(|e| refused(&e))?;
+        .map_err(|e| refused(FileProblem::Io(e)))?;
     Ok(match content.trim_ascii() {
         b"queued" => Status::Queued,
         b"running" => Status::Running,
@@ -162,4 +219,76 @@ fn state_file_status(account: &Account, warnings: &mut Vec<String>) -> Result<St
             Status::None
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::Homes;
+
+    /// A home root under the temporary directory, removed at the end of the test.
+    struct Scratch(PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// The client's message of a refused check, for the account `alice` whose home `setup`
+    /// prepared (given the home's path).
+    fn refusal_of(name: &str, setup: impl Fn(&std::path::Path)) -> (PathBuf, String) {
+        let root = Scratch(
+            std::env::temp_dir().join(format!("clamscanner-check-{name}-{}", std::process::id())),
+        );
+        let home = root.0.join("alice");
+        std::fs::create_dir_all(&home).expect("a scratch home");
+        setup(&home);
+        let account = Account::open(&Homes::Root(root.0.clone()), "alice").expect("the account");
+        let message = match check(&account, 0) {
+            Ok(_) => String::from("(answered)"),
+            Err(e) => e.to_string(),
+        };
+        (home, message)
+    }
+
+    /// The messages are the client-visible contract (SPEC §3 errors): pinned word for word.
+    #[test]
+    fn refusals_say_which_file_and_why() {
+        let (home, message) = refusal_of("log-link", |home| {
+            std::os::unix::fs::symlink("/dev/null", home.join(LOG_NAME)).expect("symlink");
+        });
+        assert_eq!(
+            message,
+            format!(
+                "The system did not read the disinfection log “{}”: it is a symbolic link.",
+                home.join(LOG_NAME).display()
+            )
+        );
+        let (home, message) = refusal_of("log-dir", |home| {
+            std::fs::create_dir(home.join(LOG_NAME)).expect("mkdir");
+        });
+        assert_eq!(
+            message,
+            format!(
+                "The system did not read the disinfection log “{}”: it is a directory, not a regular file.",
+                home.join(LOG_NAME).display()
+            )
+        );
+        let (home, message) = refusal_of("state-link", |home| {
+            std::os::unix::fs::symlink("/dev/null", home.join(STATE_NAME)).expect("symlink");
+        });
+        assert_eq!(
+            message,
+            format!(
+                "The system did not read the state file “{}”: it is a symbolic link.",
+                home.join(STATE_NAME).display()
+            )
+        );
+        let (_, message) = refusal_of("nothing", |_| {});
+        assert_eq!(
+            message, "(answered)",
+            "no log and no state file: status none"
+        );
+    }
 }

@@ -8,7 +8,11 @@
 
 use crate::disinfection::{Answer, RecordStream, Status};
 
-/// Bytes gathered before a chunk is handed on.
+/// Bytes of the answer gathered before a chunk is handed on: what bounds an answer's memory
+/// whatever the log's size. The front ends' output buffers are this size too (CGI's stdout,
+/// `uapi`'s, the `jsonpretty` re-indenter's, FastCGI's batches of STDOUT records, the listener's
+/// known-length threshold), so that one chunk is one write. Not the body limit
+/// (`request::MAX_BODY`) nor the log's read size (`logfile`'s `BLOCK`), though all are 64 KiB.
 pub const CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,18 +169,6 @@ impl JsonBody {
     pub fn succeeded(&self) -> bool {
         matches!(&self.content, Content::Answer { errors, .. } if errors.is_empty())
     }
-
-    /// Writes the whole envelope to `sink`, a chunk at a time.
-    pub fn write_to(&mut self, sink: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(CHUNK * 2);
-        while self.fill(&mut buf) {
-            if buf.len() >= CHUNK {
-                sink.write_all(&buf)?;
-                buf.clear();
-            }
-        }
-        sink.write_all(&buf)
-    }
 }
 
 /// `null` for an empty list, else a JSON array of strings (UAPI's convention).
@@ -231,6 +223,14 @@ mod tests {
     use crate::disinfection::{read_log, Tuning};
     use crate::logfile::test_sources::{Failing, Rewritten};
     use crate::logfile::ReadAt;
+    use crate::response::Response;
+
+    /// The whole envelope, written by the one write loop the front ends use.
+    fn written(body: JsonBody) -> Vec<u8> {
+        let mut out = Vec::new();
+        Response::json(200, body).write_body(&mut out).ok();
+        out
+    }
 
     /// The envelope of a full read of `src`, parsed, in both forms.
     fn answer_of<R: ReadAt + Send + 'static>(src: impl Fn() -> R) -> Vec<serde_json::Value> {
@@ -248,8 +248,7 @@ mod tests {
                     warnings: Vec::new(),
                     records: Some(found.records),
                 };
-                let mut out = Vec::new();
-                JsonBody::answer(form, answer).write_to(&mut out).ok();
+                let out = written(JsonBody::answer(form, answer));
                 let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
                 if form == Form::Wrapped {
                     v["result"].clone()
@@ -316,9 +315,7 @@ mod tests {
     #[test]
     fn failure_envelopes_are_valid_json_in_both_forms() {
         for form in [Form::Wrapped, Form::Flat] {
-            let mut out = Vec::new();
-            let mut body = JsonBody::failure(form, vec!["bad \"x\"\n\u{1}".into()]);
-            body.write_to(&mut out).ok();
+            let out = written(JsonBody::failure(form, vec!["bad \"x\"\n\u{1}".into()]));
             let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
             let result = if form == Form::Wrapped {
                 &v["result"]

@@ -1,36 +1,48 @@
 //! The one handler behind all front ends: routing, limits, authentication, parameters, answer.
 //!
-//! Refusals come in the order SPEC §1 fixes: 404, 405, 414, 413, 415, then 401/403, then the
-//! function. Everything here is decided from a [`Request`] alone, so it is tested with plain
-//! values, and the CGI program and the listener cannot drift apart.
+//! Refusals come in the order SPEC §1 fixes: 404, 405, 414, 413 (or 400 for a body that could
+//! not be read), 415, then 401/403, then the function. Everything here is decided from a
+//! [`Request`] alone, so the front ends cannot drift apart, and the tests below drive
+//! [`Service::handle`] with plain `Request` values: the refusal order, the routes, `last_id`.
 
 use std::fmt;
-use std::path::PathBuf;
 
 use crate::account::{Account, AccountError, Homes};
 use crate::auth::{Authenticator, Refusal, Verified};
+use crate::config::Settings;
 use crate::disinfection::{self, Answer};
 use crate::envelope::{Form, JsonBody};
-use crate::request::{self, Body, Method, Request, MAX_QUERY};
+use crate::request::{self, Body, Method, Request, MAX_BODY, MAX_QUERY};
 use crate::response::Response;
 
 pub const CHALLENGE: &str = r#"Basic realm="cPanel", charset="UTF-8""#;
 pub const ALLOW: &str = "GET, HEAD, POST";
-
-/// Settings shared by all front ends (SPEC §5).
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub htpasswd: Option<PathBuf>,
-    pub tokens: Option<PathBuf>,
-    pub homes: Homes,
-    pub envelope: Form,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrontEnd {
     Cgi,
     Listener,
     FastCgi,
+}
+
+/// Who a request was answered for: what an access log records (the listener's), and what the
+/// answer itself never carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The account answered for.
+    pub user: String,
+    pub how: Verified,
+}
+
+impl Identity {
+    /// How the user was authenticated, as the access log spells it.
+    pub fn auth(&self) -> &'static str {
+        match self.how {
+            Verified::WebServer => "remote-user",
+            Verified::Bcrypt => "bcrypt",
+            Verified::Cache => "cache",
+        }
+    }
 }
 
 enum Route {
@@ -63,57 +75,78 @@ impl Service {
         &self.auth
     }
 
+    /// The answer to `req`, for the front ends that keep no access log.
     pub fn handle(&self, req: &Request) -> Response {
-        let form = self.settings.envelope;
-        let Some(route) = self.route(&req.path) else {
-            return Response::error(
-                404,
-                form,
-                "Not found: the function is at /execute/ClamScanner/check_disinfection_status.",
-            );
+        self.handle_with_identity(req).0
+    }
+
+    /// The answer to `req` and, when it was authenticated, who it was answered for (for the
+    /// front ends that keep an access log; the answer itself does not carry it).
+    pub fn handle_with_identity(&self, req: &Request) -> (Response, Option<Identity>) {
+        let route = match self.admit(req) {
+            Ok(route) => route,
+            Err(refused) => return (refused, None),
         };
-        if let Method::Other(_) = req.method {
-            return Response::error(405, form, "Only GET, HEAD and POST are allowed.")
-                .with_header("Allow", ALLOW);
-        }
-        if req.query.len() > MAX_QUERY {
-            return Response::error(414, form, "The query string is longer than 8 KiB.");
-        }
-        match &req.body {
-            Body::TooLarge => {
-                return Response::error(413, form, "The request body is larger than 64 KiB.")
-            }
-            Body::Unreadable(why) => {
-                return Response::error(400, form, format!("The request body was refused: {why}."))
-            }
-            Body::Bytes(_) => {
-                if let Some(kind) = &req.content_type {
-                    if !request::is_form_type(kind) {
-                        return Response::error(
-                            415,
-                            form,
-                            "The body must be application/x-www-form-urlencoded.",
-                        );
-                    }
-                }
-            }
-            Body::None => {}
-        }
         let (user, how) = match self.auth.authenticate(&req.credentials) {
             Ok(who) => who,
-            Err(refusal) => return self.refuse(refusal),
+            Err(refusal) => return (self.refuse(refusal), None),
         };
-        let mut response = match route {
+        let response = match route {
             Route::Page => Response::html(PAGE).with_header("Content-Security-Policy", PAGE_POLICY),
             Route::Function => self.function(req, &user),
         };
-        response.user = Some(user);
-        response.auth = Some(match how {
-            Verified::WebServer => "remote-user",
-            Verified::Bcrypt => "bcrypt",
-            Verified::Cache => "cache",
-        });
-        response
+        (response, Some(Identity { user, how }))
+    }
+
+    /// Where `req` goes, or its refusal, decided before anyone is authenticated: 404, 405, 414,
+    /// then the body's 413, 400 or 415 (SPEC §1).
+    fn admit(&self, req: &Request) -> Result<Route, Response> {
+        let form = self.settings.envelope;
+        let Some(route) = self.route(&req.path) else {
+            return Err(Response::error(
+                404,
+                form,
+                "Not found: the function is at /execute/ClamScanner/check_disinfection_status.",
+            ));
+        };
+        if let Method::Other(_) = req.method {
+            return Err(
+                Response::error(405, form, "Only GET, HEAD and POST are allowed.")
+                    .with_header("Allow", ALLOW),
+            );
+        }
+        if req.query.len() > MAX_QUERY {
+            return Err(Response::error(
+                414,
+                form,
+                format!("The query string is longer than {} KiB.", MAX_QUERY / 1024),
+            ));
+        }
+        match &req.body {
+            Body::TooLarge => Err(Response::error(
+                413,
+                form,
+                format!("The request body is larger than {} KiB.", MAX_BODY / 1024),
+            )),
+            Body::Unreadable(why) => Err(Response::error(
+                400,
+                form,
+                format!("The request body was refused: {why}."),
+            )),
+            Body::Bytes(_)
+                if req
+                    .content_type
+                    .as_deref()
+                    .is_some_and(|kind| !request::is_form_type(kind)) =>
+            {
+                Err(Response::error(
+                    415,
+                    form,
+                    "The body must be application/x-www-form-urlencoded.",
+                ))
+            }
+            Body::Bytes(_) | Body::None => Ok(route),
+        }
     }
 
     fn route(&self, path: &[u8]) -> Option<Route> {
@@ -237,7 +270,7 @@ pub enum CallError {
     /// The account cannot be opened: an invalid name, no such account, a refused home.
     Account(AccountError),
     /// Its log or state file was refused or could not be read.
-    Log(String),
+    Log(disinfection::CheckError),
 }
 
 impl fmt::Display for CallError {
@@ -282,6 +315,137 @@ pub fn command_line(homes: &Homes, form: Form, user: &str, arguments: &[String])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::account::Homes;
+    use crate::request::Credentials;
+    use crate::response::HTML_TYPE;
+
+    /// A service whose credential file and homes do not exist: nothing here reaches them
+    /// except the last step of the refusal order, which names a missing account.
+    fn service(front_end: FrontEnd) -> Service {
+        let missing = std::env::temp_dir().join("clamscanner-handler-test-nonexistent");
+        let settings = Settings {
+            htpasswd: Some(missing.join("htpasswd")),
+            tokens: None,
+            homes: Homes::Root(missing),
+            envelope: Form::Flat,
+        };
+        Service::new(settings, front_end)
+    }
+
+    /// Status, the first error of the (flat) envelope, and the extra headers.
+    fn outcome(response: Response) -> (u16, String, Vec<(&'static str, &'static str)>) {
+        let (status, headers) = (response.status, response.extra_headers.clone());
+        let mut body = Vec::new();
+        let mut response = response;
+        response.write_body(&mut body).ok();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let error = json["errors"][0].as_str().unwrap_or_default().to_string();
+        (status, error, headers)
+    }
+
+    /// SPEC §1: each refusal is checked in this order, so a request that breaks every rule gets
+    /// the first, and mending one rule at a time walks down the list.
+    #[test]
+    fn refusals_come_in_spec_order() {
+        let service = service(FrontEnd::Cgi);
+        let mut req = Request {
+            method: Method::Other("PUT".into()),
+            path: b"/elsewhere".to_vec(),
+            query: vec![b'x'; MAX_QUERY + 1],
+            content_type: Some(b"application/json".to_vec()),
+            body: Body::TooLarge,
+            credentials: Credentials::default(),
+        };
+        let step = |req: &Request, status: u16, error: &str| {
+            let (response, who) = service.handle_with_identity(req);
+            let (got, message, headers) = outcome(response);
+            assert_eq!((got, message.as_str()), (status, error));
+            assert_eq!(who, None, "{status}: nobody was answered for");
+            headers
+        };
+        step(
+            &req,
+            404,
+            "Not found: the function is at /execute/ClamScanner/check_disinfection_status.",
+        );
+        req.path = b"/execute/ClamScanner/check_disinfection_status".to_vec();
+        let headers = step(&req, 405, "Only GET, HEAD and POST are allowed.");
+        assert_eq!(headers, [("Allow", ALLOW)]);
+        req.method = Method::Post;
+        step(&req, 414, "The query string is longer than 8 KiB.");
+        req.query = b"last_id=1".to_vec();
+        step(&req, 413, "The request body is larger than 64 KiB.");
+        req.body = Body::Unreadable("CONTENT_LENGTH is not a number".into());
+        step(
+            &req,
+            400,
+            "The request body was refused: CONTENT_LENGTH is not a number.",
+        );
+        req.body = Body::Bytes(b"x=1".to_vec());
+        step(
+            &req,
+            415,
+            "The body must be application/x-www-form-urlencoded.",
+        );
+        req.content_type = Some(b"application/x-www-form-urlencoded; charset=UTF-8".to_vec());
+        let headers = step(&req, 401, "Authentication is required.");
+        assert_eq!(headers, [("WWW-Authenticate", CHALLENGE)]);
+        req.credentials.remote_user = Some(b"../root".to_vec());
+        step(
+            &req,
+            403,
+            "The web server named a user that is not a valid account name.",
+        );
+        req.credentials.remote_user = Some(b"alice".to_vec());
+        let (response, who) = service.handle_with_identity(&req);
+        let (status, message, _) = outcome(response);
+        assert_eq!(status, 200, "past every refusal, the function answers");
+        assert!(message.contains("alice"), "{message}");
+        assert_eq!(
+            who,
+            Some(Identity {
+                user: "alice".into(),
+                how: Verified::WebServer
+            })
+        );
+        assert_eq!(who.map(|w| w.auth()), Some("remote-user"));
+    }
+
+    #[test]
+    fn a_body_without_a_content_type_is_taken_as_a_form() {
+        let service = service(FrontEnd::Cgi);
+        let mut req = Request::get("", "");
+        req.method = Method::Post;
+        req.body = Body::Bytes(b"last_id=1".to_vec());
+        assert_eq!(outcome(service.handle(&req)).0, 401);
+    }
+
+    #[test]
+    fn routes_depend_on_the_front_end() {
+        let status = |front_end, path: &str| {
+            let mut req = Request::get(path, "");
+            req.credentials.remote_user = Some(b"alice".to_vec());
+            service(front_end).handle(&req).status
+        };
+        let function = "/execute/ClamScanner/check_disinfection_status";
+        for front_end in [FrontEnd::Cgi, FrontEnd::FastCgi, FrontEnd::Listener] {
+            assert_eq!(status(front_end, function), 200, "{front_end:?}");
+            assert_eq!(
+                status(front_end, "/ClamScanner/check_disinfection_status"),
+                200
+            );
+            assert_eq!(status(front_end, "/other"), 404, "{front_end:?}");
+        }
+        // The bare program under a cgi-bin is the function; the listener's root is the page.
+        assert_eq!(status(FrontEnd::Cgi, ""), 200);
+        assert_eq!(status(FrontEnd::FastCgi, ""), 200);
+        assert_eq!(status(FrontEnd::Listener, ""), 404);
+        assert_eq!(status(FrontEnd::Cgi, "/"), 404);
+        let mut page = Request::get("/", "");
+        page.credentials.remote_user = Some(b"alice".to_vec());
+        let response = service(FrontEnd::Listener).handle(&page);
+        assert_eq!((response.status, response.content_type), (200, HTML_TYPE));
+    }
 
     fn with_query(query: &str) -> Result<u128, String> {
         last_id(&Request::get("/", query))

@@ -34,9 +34,11 @@ pub const MAX_LINE: usize = 1 << 20;
 /// none of these beyond a torn tail; 64 MiB is 64 over-long lines, or a million malformed ones.
 pub const MAX_WASTE: u64 = 64 << 20;
 /// What stepping over one hole costs against [`MAX_WASTE`]. A hole is not read, but it costs
-/// system calls, and a file can hold millions of them: this bounds them to about a thousand.
-pub const HOLE_COST: u64 = 64 * 1024;
-/// The largest read.
+/// system calls, and a file can hold millions of them: priced as one full read ([`BLOCK`]), this
+/// bounds them to about a thousand.
+pub const HOLE_COST: u64 = BLOCK as u64;
+/// The largest read, and so the most memory a read of the log takes beyond the longest line.
+/// Not the answer's chunk (`envelope::CHUNK`), though both are 64 KiB.
 const BLOCK: usize = 64 * 1024;
 /// The first read of a [`Lines`] and of a backward search; later ones double up to [`BLOCK`].
 const FIRST_READ: usize = 2048;
@@ -1097,7 +1099,7 @@ mod tests {
         assert_eq!(records.malformed(), (1, Some(10)));
         let read = records.bytes_read();
         assert!(
-            read <= 2 * size + 64 * 1024,
+            read <= 2 * size + BLOCK as u64,
             "{read} bytes read for a log of {size}"
         );
     }

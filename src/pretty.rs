@@ -7,6 +7,8 @@
 
 use std::io::{self, Write};
 
+use crate::envelope::CHUNK;
+
 pub struct Pretty<W: Write> {
     inner: W,
     depth: usize,
@@ -25,7 +27,7 @@ impl<W: Write> Pretty<W> {
             in_string: false,
             escaped: false,
             pending_open: None,
-            out: Vec::with_capacity(64 * 1024),
+            out: Vec::with_capacity(CHUNK),
         }
     }
 
@@ -101,7 +103,7 @@ impl<W: Write> Write for Pretty<W> {
         for &b in buf {
             self.push(b);
         }
-        if self.out.len() >= 64 * 1024 {
+        if self.out.len() >= CHUNK {
             self.inner.write_all(&self.out)?;
             self.out.clear();
         }

@@ -4,10 +4,16 @@
 //! decisions (routing, limits, authentication, parameters) are made by `handler` from it. The
 //! body is read by the front end, bounded by [`MAX_BODY`], because only it knows how to read.
 
-/// Longest query string served; longer ones get 414 (SPEC §1).
+/// Longest query string served; longer ones get 414 (SPEC §1). The handler's 414 message states
+/// it in KiB, so it stays a whole number of KiB.
 pub const MAX_QUERY: usize = 8 * 1024;
-/// Largest form body read; larger ones get 413 (SPEC §1).
+/// Largest form body read; larger ones get 413 (SPEC §1). Every front end reads at most one byte
+/// more (`read_bounded`, FastCGI's STDIN), and the handler's 413 message states it in KiB, so it
+/// stays a whole number of KiB. The vendored tiny_http mirrors it as `DRAIN_LIMIT` (a body it
+/// would accept is drained to keep the connection; a larger one ends it), which it cannot import:
+/// `tests::the_listener_drains_what_the_handler_accepts` keeps the two equal.
 pub const MAX_BODY: usize = 64 * 1024;
+const _: () = assert!(MAX_QUERY.is_multiple_of(1024) && MAX_BODY.is_multiple_of(1024));
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
@@ -202,6 +208,12 @@ mod tests {
         ));
         assert!(!is_form_type(b"application/json"));
         assert!(!is_form_type(b"multipart/form-data; boundary=x"));
+    }
+
+    /// The vendored tiny_http cannot import `MAX_BODY`; its `DRAIN_LIMIT` repeats it.
+    #[test]
+    fn the_listener_drains_what_the_handler_accepts() {
+        assert_eq!(tiny_http::DRAIN_LIMIT, MAX_BODY);
     }
 
     #[test]

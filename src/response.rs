@@ -26,10 +26,6 @@ pub struct Response {
     /// Headers beyond the standard ones (`WWW-Authenticate`, `Allow`).
     pub extra_headers: Vec<(&'static str, &'static str)>,
     pub body: Body,
-    /// The authenticated account, for the access log.
-    pub user: Option<String>,
-    /// How the user was authenticated, for the access log.
-    pub auth: Option<&'static str>,
 }
 
 impl Response {
@@ -39,8 +35,6 @@ impl Response {
             content_type: JSON_TYPE,
             extra_headers: Vec::new(),
             body: Body::Json(Box::new(body)),
-            user: None,
-            auth: None,
         }
     }
 
@@ -50,8 +44,6 @@ impl Response {
             content_type: HTML_TYPE,
             extra_headers: Vec::new(),
             body: Body::Static(page.as_bytes()),
-            user: None,
-            auth: None,
         }
     }
 
@@ -98,6 +90,9 @@ impl Response {
         }
     }
 
+    /// Writes the whole body to `sink` in writes of at least one [`CHUNK`] (the last one
+    /// excepted) and returns the bytes written: the one push loop, for the front ends that push
+    /// (CGI, FastCGI, `uapi`); [`Response::into_reader`] is the pull side.
     pub fn write_body(&mut self, sink: &mut dyn io::Write) -> io::Result<u64> {
         let mut buf = Vec::with_capacity(CHUNK * 2);
         let mut written = 0u64;

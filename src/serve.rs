@@ -22,7 +22,7 @@ use crate::account::Homes;
 use crate::auth::StoreError;
 use crate::config::{self, Flags, NotText};
 use crate::envelope::{Form, CHUNK};
-use crate::handler::{self, FrontEnd, Service};
+use crate::handler::{self, FrontEnd, Identity, Service};
 use crate::request::{self, Body, Credentials, Method, Request};
 use crate::response::{BodyReader, Response};
 
@@ -40,7 +40,10 @@ static DESCRIPTORS_AT_START: OnceLock<u64> = OnceLock::new();
 /// closed: what a silent client, or one that stopped reading, costs its connection.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
 /// Bounds on a request's head (tiny_http refuses more: 414 for the line, 431 for the fields).
-/// The request line leaves room for the handler's own 414 on queries over 8 KiB.
+/// The request line leaves room for the handler's own 414 on queries over `MAX_QUERY`. These
+/// are the listener's own facts: `MAX_HEADER_BYTES` is 64 KiB like the body limit
+/// (`request::MAX_BODY`), but a head is not a body, and either may change alone. The vendored
+/// tiny_http's `HeadLimits::default()` mirrors them (tested below).
 const MAX_REQUEST_LINE: usize = 16 * 1024;
 const MAX_HEADER_LINE: usize = 8 * 1024;
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -99,7 +102,7 @@ pub enum ServeError {
     Usage(String),
     NotText(NotText),
     /// A bad `CLAMSCANNER_*` variable.
-    Config(String),
+    Config(crate::config::ConfigError),
     /// A credential file could not be read at start.
     Credentials(StoreError),
     /// It refused to start: an address it cannot use or must not listen on.
@@ -242,7 +245,7 @@ fn run(service: Service, options: Options) -> Result<Infallible, ServeError> {
         listener,
         limits,
         form,
-        move |req| service.handle(req),
+        move |req| service.handle_with_identity(req),
     )))
 }
 
@@ -258,7 +261,7 @@ fn descriptor_budget() -> Option<usize> {
 /// that tests can serve one that panics.
 fn serve_on<H>(listener: TcpListener, limits: tiny_http::Limits, form: Form, handle: H) -> io::Error
 where
-    H: Fn(&Request) -> Response + Send + Sync + 'static,
+    H: Fn(&Request) -> (Response, Option<Identity>) + Send + Sync + 'static,
 {
     tiny_http::serve_connections(listener, limits, move |incoming| match incoming {
         tiny_http::Incoming::Request(rq) => serve_one(&handle, form, rq),
@@ -268,7 +271,7 @@ where
 
 fn serve_one<H>(handle: &H, form: Form, mut rq: tiny_http::Request)
 where
-    H: Fn(&Request) -> Response,
+    H: Fn(&Request) -> (Response, Option<Identity>),
 {
     let started = Instant::now();
     let peer = rq
@@ -284,17 +287,21 @@ where
     // A panic in the handler, or while the first part of the body is rendered, costs a 500;
     // later, the body reader turns it into a truncated answer (see GuardedBody).
     let answered = panic::catch_unwind(AssertUnwindSafe(|| {
-        let mut answer = handle(&req);
+        let (mut answer, who) = handle(&req);
         let start = render_start(&mut answer);
-        (answer, start)
+        (answer, who, start)
     }));
-    let (response, (start, complete)) = answered.unwrap_or_else(|_| {
+    let (response, who, (start, complete)) = answered.unwrap_or_else(|_| {
         eprintln!("clamscanner serve: a request handler panicked; answered 500");
         let mut answer = handler::server_error(form);
         let start = render_start(&mut answer);
-        (answer, start)
+        (answer, None, start)
     });
-    let (status, user, auth) = (response.status, response.user.clone(), response.auth);
+    let (status, user, auth) = (
+        response.status,
+        who.as_ref().map(|w| w.user.clone()),
+        who.as_ref().map(Identity::auth),
+    );
     let headers: Vec<tiny_http::Header> = response
         .headers()
         .into_iter()
@@ -466,7 +473,7 @@ mod tests {
                 if req.path == b"/panic" {
                     panic!("a handler bug (test)");
                 }
-                Response::error(200, Form::Wrapped, "fine")
+                (Response::error(200, Form::Wrapped, "fine"), None)
             })
         });
         let get = |path: &str, last: bool| {
@@ -487,6 +494,26 @@ mod tests {
         assert_eq!(answer.matches("HTTP/1.1 200 ").count(), 1, "{answer}");
         let answer = exchange(addr, &get("/ok", true));
         assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    }
+
+    /// The vendored tiny_http cannot import these constants; its defaults repeat them.
+    #[test]
+    fn the_vendored_head_limits_are_the_listeners() {
+        let vendored = tiny_http::HeadLimits::default();
+        assert_eq!(
+            (
+                vendored.request_line,
+                vendored.header_line,
+                vendored.header_bytes,
+                vendored.header_lines
+            ),
+            (
+                MAX_REQUEST_LINE,
+                MAX_HEADER_LINE,
+                MAX_HEADER_BYTES,
+                MAX_HEADER_LINES
+            )
+        );
     }
 
     #[test]

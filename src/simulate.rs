@@ -88,7 +88,7 @@ impl fmt::Display for SimError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
+pub(crate) enum Scenario {
     Steady,
     Queued,
     Torn,

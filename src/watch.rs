@@ -215,8 +215,11 @@ pub fn main(args: Vec<OsString>) -> Result<Outcome, WatchError> {
         }
         if let Some(broken) = &end.broken {
             // The log changed under the reader (a new run truncating it): the next poll
-            // sees the new log, so it is a notice, not the end.
+            // sees the new log, so it is a notice, not the end, and the status this answer
+            // began with may describe the old log: decide nothing from it.
             view.warning(broken)?;
+            sleep_until_next_poll(opts.interval);
+            continue;
         }
         match end.status {
             Status::Done => {
@@ -234,10 +237,15 @@ pub fn main(args: Vec<OsString>) -> Result<Outcome, WatchError> {
             }
             status => view.waiting(status)?,
         }
-        let wake = Instant::now() + opts.interval;
-        while Instant::now() < wake && !sys::interrupted() {
-            std::thread::sleep(SLEEP_SLICE.min(wake - Instant::now()));
-        }
+        sleep_until_next_poll(opts.interval);
+    }
+}
+
+/// The client's polling interval, cut short by Ctrl-C.
+fn sleep_until_next_poll(interval: Duration) {
+    let wake = Instant::now() + interval;
+    while Instant::now() < wake && !sys::interrupted() {
+        std::thread::sleep(SLEEP_SLICE.min(wake - Instant::now()));
     }
 }
 
@@ -329,7 +337,7 @@ fn for_each_record(
 
 /// The fields of a record that `watch` shows.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Fields {
+pub(crate) struct Fields {
     pub id: Option<u64>,
     pub kind: Option<String>,
     pub state: Option<String>,
@@ -339,7 +347,7 @@ pub struct Fields {
 
 /// Reads the top-level `id`, `type`, `state`, `file` and `message` of a JSON object; other
 /// keys are skipped, anything it cannot read leaves the fields found so far.
-pub fn read_record(json: &[u8]) -> Fields {
+pub(crate) fn read_record(json: &[u8]) -> Fields {
     let mut fields = Fields::default();
     let mut at = skip_ws(json, 0);
     if json.get(at) != Some(&b'{') {
@@ -496,7 +504,7 @@ fn read_string(json: &[u8], at: usize) -> Option<(String, usize)> {
 /// Text made safe for one terminal line: backslash doubled, tab/newline/CR as `\t` `\n` `\r`,
 /// other control characters (C0, DEL, C1) as `\xNN`, and the characters that reorder or
 /// break lines (bidirectional controls, line/paragraph separators) as `\u{NNNN}`.
-pub fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

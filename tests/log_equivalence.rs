@@ -8,8 +8,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
 
-use clamscanner::disinfection::{self, Status, Tuning};
-use clamscanner::logfile::{ReadAt, MAX_LINE};
+use clamscanner::internals::disinfection::{self, Status, Tuning};
+use clamscanner::internals::logfile::{ReadAt, MAX_LINE};
 
 mod common {
     pub mod latin1;

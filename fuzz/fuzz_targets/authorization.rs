@@ -2,9 +2,9 @@
 //! The Authorization parser (`auth::parse_authorization`, and `auth::claim` around it) never
 //! panics; whatever it accepts names a valid account, holds no control character, comes from a
 //! header of at most 8 KiB, and parses back to the same claim when written out again.
-use clamscanner::account::is_valid_user_name;
-use clamscanner::auth::{claim, parse_authorization, Claim, Scheme};
-use clamscanner::request::Credentials;
+use clamscanner::internals::account::is_valid_user_name;
+use clamscanner::internals::auth::{claim, parse_authorization, Claim, Scheme};
+use clamscanner::internals::request::Credentials;
 use libfuzzer_sys::fuzz_target;
 
 fn base64(input: &[u8]) -> String {

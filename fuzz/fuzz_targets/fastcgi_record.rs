@@ -2,7 +2,7 @@
 //! The FastCGI record layer (`fastcgi::record`): splitting a byte stream into records, reading
 //! BEGIN_REQUEST bodies and name-value pairs never panics, never reads past its input, and what
 //! it accepts re-encodes to the same bytes.
-use clamscanner::fastcgi::record::{self, RecordError};
+use clamscanner::internals::fastcgi_record::{self as record, RecordError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 //! U+0080..U+00FF (the oracle's own mapping, `tests/common/latin1.rs`, not the crate's), as an
 //! object whose "id" is a u64 > 0, and it is `done` iff its "type" is the string "done".
 //! Whitespace-only lines are blank.
-use clamscanner::jsonline::{classify, Line};
+use clamscanner::internals::jsonline::{classify, Line};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

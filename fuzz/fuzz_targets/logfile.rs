@@ -10,9 +10,9 @@ use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
-use clamscanner::disinfection::{read_log, Tuning};
-use clamscanner::jsonline::{classify, Line};
-use clamscanner::logfile::{
+use clamscanner::internals::disinfection::{read_log, Tuning};
+use clamscanner::internals::jsonline::{classify, Line};
+use clamscanner::internals::logfile::{
     last_record, resume_point, strip_cr, Item, Lines, Log, Snapshot, MAX_LINE,
 };
 use libfuzzer_sys::fuzz_target;

@@ -2,8 +2,8 @@
 //! The query/form parser: `request::pairs`, `request::form_decode` and `handler::last_id` never
 //! panic, and agree with the plain reference decoder below (SPEC §1: split on `&`, split at the
 //! first `=`, `+` is a space, then `%XX`; last_id given once, digits only, saturating past u64).
-use clamscanner::handler::last_id;
-use clamscanner::request::{form_decode, pairs, Body, Credentials, Method, Request};
+use clamscanner::internals::handler::last_id;
+use clamscanner::internals::request::{form_decode, pairs, Body, Credentials, Method, Request};
 use libfuzzer_sys::fuzz_target;
 
 fn reference_decode(raw: &[u8]) -> Option<Vec<u8>> {

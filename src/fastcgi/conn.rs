@@ -29,8 +29,8 @@ const MAX_STDIN_KEPT: usize = MAX_BODY + 1;
 const READ_CHUNK: usize = 8 * 1024;
 /// Content of a full STDOUT record: a multiple of 8, so full records need no padding.
 const STDOUT_RECORD: usize = 32 * 1024;
-/// Sealed records are sent once this much is pending (or at the end of the answer).
-const STDOUT_FLUSH: usize = 64 * 1024;
+/// Sealed records are sent once this much is pending (or at the end of the answer): one chunk.
+const STDOUT_FLUSH: usize = crate::envelope::CHUNK;
 /// Initial size of the outgoing buffer.
 const STDOUT_START: usize = 4 * 1024;
 
@@ -510,7 +510,7 @@ mod tests {
     }
 
     fn responder() -> Responder {
-        let settings = crate::handler::Settings {
+        let settings = crate::config::Settings {
             htpasswd: None,
             tokens: None,
             homes: crate::account::Homes::Root("/nonexistent-clamscanner-test".into()),

@@ -6,8 +6,8 @@
 //! to `--workers`. Each request's parameters are read by `cgi::request_from_env`, the same
 //! function the CGI program reads its environment with.
 
-pub mod conn;
-pub mod record;
+pub(crate) mod conn;
+pub(crate) mod record;
 
 use std::ffi::{CString, OsString};
 use std::fmt;
@@ -55,12 +55,12 @@ Environment: CLAMSCANNER_HTPASSWD, CLAMSCANNER_TOKENS, CLAMSCANNER_HOME_ROOT, CL
 CLAMSCANNER_TRUST_REMOTE_USER.";
 
 /// Connections served at once unless `--workers` says otherwise.
-pub const DEFAULT_WORKERS: usize = 64;
+pub(crate) const DEFAULT_WORKERS: usize = 64;
 /// Upper bound for `--workers` (each connection holds a thread).
-pub const MAX_WORKERS: usize = 4096;
+pub(crate) const MAX_WORKERS: usize = 4096;
 /// A connection silent this long (between or inside requests) is closed; so is a peer that
 /// does not take the answer for this long.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_SOCKET_MODE: u32 = 0o660;
 /// Pause after an accept error that is not the peer's (out of descriptors), so the loop does
 /// not spin while the condition lasts.
@@ -168,7 +168,8 @@ pub fn main(args: Vec<OsString>, inherited: Option<Inherited>) -> Result<(), Fas
 
 fn parse(args: Vec<OsString>) -> Result<Parsed, FastCgiError> {
     let usage = FastCgiError::Usage;
-    let mut settings = config::from_env(&config::process_env).map_err(FastCgiError::Config)?;
+    let mut settings =
+        config::from_env(&config::process_env).map_err(|e| FastCgiError::Config(e.to_string()))?;
     let mut options = Options {
         listen: None,
         socket_mode: DEFAULT_SOCKET_MODE,
@@ -318,7 +319,7 @@ fn trust(flag: bool, default: bool) -> Result<bool, FastCgiError> {
         Ok(Some(false)) => Ok(false),
         Ok(Some(true)) => Ok(true),
         Ok(None) => Ok(flag || default),
-        Err(problem) => Err(FastCgiError::Config(problem)),
+        Err(problem) => Err(FastCgiError::Config(problem.to_string())),
     }
 }
 

@@ -27,12 +27,12 @@ pub const UNKNOWN_TYPE: u8 = 11;
 pub const ROLE_RESPONDER: u16 = 1;
 pub const KEEP_CONN: u8 = 1;
 
-/// `protocolStatus` of an END_REQUEST record.
+/// `protocolStatus` of an END_REQUEST record, the values this responder sends. FCGI_OVERLOADED
+/// (2) is never sent: beyond `--workers`, connections wait in the kernel's backlog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolStatus {
     RequestComplete = 0,
     CantMpxConn = 1,
-    Overloaded = 2,
     UnknownRole = 3,
 }
 

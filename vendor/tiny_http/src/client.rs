@@ -29,6 +29,9 @@ pub struct HeadLimits {
     pub header_lines: usize,
 }
 
+/// The defaults are clamscanner's listener limits (`serve.rs`: `MAX_REQUEST_LINE`,
+/// `MAX_HEADER_LINE`, `MAX_HEADER_BYTES`, `MAX_HEADER_LINES`), which it passes explicitly;
+/// its test `serve::tests::the_vendored_head_limits_are_the_listeners` keeps them equal.
 impl Default for HeadLimits {
     fn default() -> HeadLimits {
         HeadLimits {

@@ -192,8 +192,12 @@ pub struct SslConfig {
 }
 
 /// clamscanner patch: the largest unread request body still drained to keep a connection
-/// alive; a larger one closes the connection after its answer.
-pub(crate) const DRAIN_LIMIT: usize = 64 * 1024;
+/// alive; a larger one closes the connection after its answer. It mirrors clamscanner's body
+/// limit (`request::MAX_BODY`: a body the application accepts is kept in step, one it refuses
+/// with 413 ends the connection); public only so that clamscanner's test
+/// `request::tests::the_listener_drains_what_the_handler_accepts` can keep the two equal.
+#[doc(hidden)]
+pub const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// clamscanner patch: the longest one socket read or write may block.
 const SOCKET_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
