@@ -6,6 +6,15 @@
 # program (or fcgiwrap) behind it, which the tests run as written, placeholders filled in.
 # Servers run in $WORK on a free 127.0.0.1 port and are stopped by the EXIT trap.
 
+# Who the web servers run as. As root they drop to www-data, as Debian runs them; as a normal
+# user none of them can change its uid, so they run as that user, and whatever they must reach
+# (a socket's group, a directory they write) is given to that user's own group instead.
+if [ "$(id -u)" -eq 0 ]; then
+  WEB_USER=www-data WEB_GROUP=www-data
+else
+  WEB_USER=$(id -un) WEB_GROUP=$(id -gn)
+fi
+
 # require_program PATH WHAT: a missing program is one SKIP line, except in CI where it fails.
 require_program() {
   command -v "$1" >/dev/null 2>&1 && return 0
@@ -34,8 +43,13 @@ fill() {
   printf '%s\n' "$t"
 }
 
-# run_line BLOCK: the block's "# run:" command, placeholders filled.
-run_line() { fill "$(printf '%s\n' "$1" | sed -n 's/^# run: //p' | head -n 1)"; }
+# run_line BLOCK: the block's "# run:" command, placeholders filled; its --socket-group www-data
+# is the servers' group (the same as root; a normal user may give a socket only its own groups).
+run_line() {
+  local line
+  line=$(fill "$(printf '%s\n' "$1" | sed -n 's/^# run: //p' | head -n 1)")
+  printf '%s\n' "${line//--socket-group www-data/--socket-group $WEB_GROUP}"
+}
 
 # start_backend BLOCK LOG: starts the block's run line in the foreground of a background job:
 # `clamscanner …` as $BIN (waits for its "listening on" line), `spawn-fcgi …` with -n (waits
@@ -112,7 +126,7 @@ nginx_start() {
   for try in 1 2 3; do
     port=$(free_port)
     cat >"$conf" <<EOF
-user www-data;
+$([ "$WEB_USER" = www-data ] && echo 'user www-data;')
 worker_processes ${NGINX_WORKERS:-1};
 pid $NGINX_DIR/nginx.pid;
 error_log $NGINX_ERROR_LOG warn;

@@ -54,7 +54,7 @@ if [ -f "$APACHE_MODULES/mod_fcgid.so" ]; then
   use_block "$CONF" 3 fcgid
   FCGID="FcgidIPCDir \"$WORK/run/fcgid\"
 FcgidProcessTableFile \"$WORK/run/fcgid_shm\""
-  mkdir -p "$WORK/run/fcgid" && chown www-data "$WORK/run/fcgid"
+  mkdir -p "$WORK/run/fcgid" && chown "$WEB_USER" "$WORK/run/fcgid"
   apache_start 3 "$CGI_DIR" "$HTPASSWD" "$TOKENS" "$HOME_ROOT" "$FCGID" || exit 1
   U=$APACHE_URL/cgi/clamscanner
   endpoint_checks "a3 (mod_fcgid, Apache auth)" "$U" wrapped

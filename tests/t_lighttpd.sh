@@ -13,8 +13,8 @@ HOME_ROOT=$WORK/home
 HTPASSWD=$WORK/htpasswd
 TOKENS=$WORK/tokens
 CGI_DIR=$WORK/cgi
-# lighttpd (as www-data) creates the FastCGI socket itself.
-mkdir -p "$WORK/run" && chown www-data "$WORK/run"
+# lighttpd (as $WEB_USER) creates the FastCGI socket itself.
+mkdir -p "$WORK/run" && chown "$WEB_USER" "$WORK/run"
 SOCKET=$WORK/run/clamscanner.sock
 make_fixtures
 make -s -C "$ROOT" install-cgi DEST="$CGI_DIR" BIN="$BIN" >/dev/null
@@ -25,14 +25,15 @@ lighttpd_start() {
   LIGHTTPD_DIR=$(mktemp -d "$WORK/lighttpd.XXXXXX")
   chmod 755 "$LIGHTTPD_DIR"
   mkdir -p "$LIGHTTPD_DIR"/{htdocs,logs}
-  chown www-data "$LIGHTTPD_DIR/logs"
+  chown "$WEB_USER" "$LIGHTTPD_DIR/logs"
   conf=$LIGHTTPD_DIR/lighttpd.conf
   for try in 1 2 3; do
     port=$(free_port)
     {
       printf 'server.document-root = "%s/htdocs"\nserver.bind = "127.0.0.1"\nserver.port = %s\n' "$LIGHTTPD_DIR" "$port"
       printf 'server.errorlog = "%s/logs/error.log"\n' "$LIGHTTPD_DIR"
-      printf 'server.username = "www-data"\nserver.groupname = "www-data"\n'
+      # lighttpd changes its user only when started as root.
+      [ "$WEB_USER" != www-data ] || printf 'server.username = "www-data"\nserver.groupname = "www-data"\n'
       printf 'server.modules = ( "mod_access", "mod_alias", "mod_auth", "mod_authn_file", "mod_setenv", "mod_cgi", "mod_fastcgi" )\n'
       fill "$(conf_block "$CONF" "$1")"
     } >"$conf"
