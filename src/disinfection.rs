@@ -68,6 +68,20 @@ pub enum FileProblem {
     Io(io::Error),
 }
 
+impl CheckError {
+    /// The log was shortened or rewritten while it was read: asking again will answer for
+    /// the new log (SPEC §3), so a client that polls treats it as a notice.
+    pub(crate) fn log_changed(&self) -> bool {
+        matches!(
+            self,
+            CheckError::Log {
+                why: FileProblem::Log(ReadError::Changed),
+                ..
+            }
+        )
+    }
+}
+
 impl fmt::Display for CheckError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -253,6 +267,26 @@ mod tests {
     }
 
     /// The messages are the client-visible contract (SPEC §3 errors): pinned word for word.
+    #[test]
+    fn only_a_log_that_changed_while_read_is_worth_asking_again() {
+        let changed = CheckError::Log {
+            path: PathBuf::from("/h/u/log"),
+            why: FileProblem::Log(ReadError::Changed),
+        };
+        let damaged = CheckError::Log {
+            path: PathBuf::from("/h/u/log"),
+            why: FileProblem::Log(ReadError::Damaged),
+        };
+        let state = CheckError::State {
+            path: PathBuf::from("/h/u/state"),
+            why: FileProblem::Io(io::Error::other("x")),
+        };
+        assert!(changed.log_changed());
+        assert!(!damaged.log_changed());
+        assert!(!state.log_changed());
+        assert!(changed.to_string().contains("changed while it was read"));
+    }
+
     #[test]
     fn refusals_say_which_file_and_why() {
         let (home, message) = refusal_of("log-link", |home| {

@@ -204,6 +204,13 @@ pub fn main(args: Vec<OsString>) -> Result<Outcome, WatchError> {
         });
         let end = match polled {
             Ok(end) => end,
+            // A new run truncated the log while the answer was being settled: the next
+            // poll sees the new log (and the restart rule), as for a change mid-stream.
+            Err(PollError::Refused(CallError::Log(changed))) if changed.log_changed() => {
+                view.warning(&changed.to_string())?;
+                sleep_until_next_poll(opts.interval);
+                continue;
+            }
             Err(PollError::Refused(message)) => {
                 view.finish(None)?;
                 return Err(WatchError::Call(message));
