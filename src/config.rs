@@ -139,6 +139,29 @@ pub fn homes_from_env(env: &dyn Fn(&str) -> Option<OsString>) -> Homes {
     }
 }
 
+/// The flags `serve` and `fastcgi` share: each sets a [`Settings`] field and wins over the
+/// environment (SPEC §5).
+pub const SETTINGS_FLAGS: [&str; 4] = ["htpasswd", "tokens", "home-root", "envelope"];
+
+/// Applies one of [`SETTINGS_FLAGS`] (`name` without dashes); the error is the usage message.
+pub fn apply_settings_flag(
+    settings: &mut Settings,
+    name: &str,
+    value: OsString,
+) -> Result<(), String> {
+    match name {
+        "htpasswd" => settings.htpasswd = Some(value.into()),
+        "tokens" => settings.tokens = Some(value.into()),
+        "home-root" => settings.homes = Homes::Root(value.into()),
+        "envelope" => {
+            settings.envelope = parse_form(&value)
+                .ok_or_else(|| format!("--envelope must be wrapped or flat, not {value:?}"))?
+        }
+        other => return Err(format!("unknown option --{other} (see --help)")),
+    }
+    Ok(())
+}
+
 /// An argument that must be text (a user name, an address, a number) and is not UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotText {
@@ -270,5 +293,31 @@ mod tests {
         };
         assert_eq!(root("/srv/homes"), Homes::Root("/srv/homes".into()));
         assert_eq!(root(""), Homes::System, "empty counts as unset");
+    }
+
+    #[test]
+    fn the_shared_settings_flags() {
+        let mut settings = from_env(&|_: &str| None).expect("no variables is valid");
+        for (name, value) in [
+            ("htpasswd", "/etc/h"),
+            ("tokens", "/etc/t"),
+            ("home-root", "/srv"),
+            ("envelope", "flat"),
+        ] {
+            assert!(SETTINGS_FLAGS.contains(&name));
+            assert_eq!(
+                apply_settings_flag(&mut settings, name, value.into()),
+                Ok(())
+            );
+        }
+        assert_eq!(settings.htpasswd, Some("/etc/h".into()));
+        assert_eq!(settings.tokens, Some("/etc/t".into()));
+        assert_eq!(settings.homes, Homes::Root("/srv".into()));
+        assert_eq!(settings.envelope, Form::Flat);
+        assert_eq!(
+            apply_settings_flag(&mut settings, "envelope", "yaml".into()),
+            Err("--envelope must be wrapped or flat, not \"yaml\"".to_string())
+        );
+        assert!(apply_settings_flag(&mut settings, "listen", "x".into()).is_err());
     }
 }

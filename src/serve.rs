@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::account::Homes;
 use crate::auth::StoreError;
 use crate::config::{self, Flags, NotText};
 use crate::envelope::{Form, CHUNK};
@@ -146,14 +145,8 @@ fn parse(args: Vec<OsString>) -> Result<Parsed, ServeError> {
             "version" | "V" => return Ok(Parsed::Version),
             "allow-remote" => options.allow_remote = true,
             "listen" => options.listen = config::text(value()?, "--listen")?,
-            "htpasswd" => settings.htpasswd = Some(value()?.into()),
-            "tokens" => settings.tokens = Some(value()?.into()),
-            "home-root" => settings.homes = Homes::Root(value()?.into()),
-            "envelope" => {
-                let given = value()?;
-                settings.envelope = config::parse_form(&given).ok_or_else(|| {
-                    usage(format!("--envelope must be wrapped or flat, not {given:?}"))
-                })?;
+            shared if config::SETTINGS_FLAGS.contains(&shared) => {
+                config::apply_settings_flag(&mut settings, shared, value()?).map_err(usage)?
             }
             "max-connections" => {
                 let given = config::text(value()?, "--max-connections")?;

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::account::{is_valid_user_name, Homes, LOG_NAME, STATE_NAME};
-use crate::config::Flags;
+use crate::config::{self, Flags};
 use crate::sys;
 
 const USAGE: &str = "\
@@ -140,9 +140,8 @@ fn usage(why: impl Into<String>) -> SimError {
 }
 
 fn parse_options(args: Vec<OsString>) -> Result<Option<Options>, SimError> {
-    let env_root = std::env::var_os("CLAMSCANNER_HOME_ROOT").filter(|v| !v.is_empty());
     let mut opts = Options {
-        homes: env_root.map_or(Homes::System, |r| Homes::Root(r.into())),
+        homes: config::homes_from_env(&config::process_env),
         user: String::new(),
         scenario: Scenario::Steady,
         records: DEFAULT_RECORDS,
@@ -154,11 +153,8 @@ fn parse_options(args: Vec<OsString>) -> Result<Option<Options>, SimError> {
     let mut flags = Flags::new(args);
     while let Some((name, inline)) = flags.next_flag() {
         let value = |flags: &mut Flags| -> Result<String, SimError> {
-            flags
-                .value(&name, inline.clone())
-                .map_err(usage)?
-                .into_string()
-                .map_err(|v| usage(format!("--{name}: {v:?} is not valid text")))
+            let raw = flags.value(&name, inline.clone()).map_err(usage)?;
+            config::text(raw, &format!("--{name}")).map_err(|e| usage(e.to_string()))
         };
         match name.as_str() {
             "help" | "h" => {

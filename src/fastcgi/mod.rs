@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use crate::account::Homes;
 use crate::config::{self, Flags, NotText};
 use crate::envelope::Form;
 use crate::handler::{FrontEnd, Service};
@@ -197,14 +196,8 @@ fn parse(args: Vec<OsString>) -> Result<Parsed, FastCgiError> {
                     })?;
             }
             "socket-group" => options.socket_group = Some(value()?),
-            "htpasswd" => settings.htpasswd = Some(value()?.into()),
-            "tokens" => settings.tokens = Some(value()?.into()),
-            "home-root" => settings.homes = Homes::Root(value()?.into()),
-            "envelope" => {
-                let given = value()?;
-                settings.envelope = config::parse_form(&given).ok_or_else(|| {
-                    usage(format!("--envelope must be wrapped or flat, not {given:?}"))
-                })?;
+            shared if config::SETTINGS_FLAGS.contains(&shared) => {
+                config::apply_settings_flag(&mut settings, shared, value()?).map_err(usage)?
             }
             "workers" => {
                 let given = config::text(value()?, "--workers")?;
